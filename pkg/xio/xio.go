@@ -1,0 +1,229 @@
+// Package xio opens inputs and creates outputs the way every binary of the
+// project does: "-" or "" means stdin/stdout, zstd is read transparently
+// (detected by its magic bytes) and written on request or for a ".zst" name,
+// and files are written under a temporary name and renamed on Commit, so a
+// crash never leaves half a file behind.
+package xio
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ZstdMagic is the frame magic of a zstd stream.
+var ZstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
+
+// IsStdio reports whether path names stdin/stdout.
+func IsStdio(path string) bool { return path == "" || path == "-" }
+
+// DisplayName is the name used in error messages for path.
+func DisplayName(path string, out bool) string {
+	if IsStdio(path) {
+		if out {
+			return "<stdout>"
+		}
+		return "<stdin>"
+	}
+	return path
+}
+
+// Input is an opened input stream, decompressed when it was zstd.
+type Input struct {
+	Name string // for messages: the path or "<stdin>"
+	*bufio.Reader
+	closers []func() error
+	Zstd    bool
+}
+
+// Close releases the input.
+func (in *Input) Close() error {
+	var first error
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		if err := in.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	in.closers = nil
+	return first
+}
+
+// Open opens path ("" or "-" for stdin), transparently decompressing zstd.
+func Open(path string) (*Input, error) {
+	if IsStdio(path) {
+		return NewInput(os.Stdin, "<stdin>", nil)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewInput(f, path, f.Close)
+}
+
+// NewInput wraps r; closeFn (may be nil) is called by Close.
+func NewInput(r io.Reader, name string, closeFn func() error) (*Input, error) {
+	in := &Input{Name: name}
+	if closeFn != nil {
+		in.closers = append(in.closers, closeFn)
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, err := br.Peek(4)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		in.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if bytes.Equal(head, ZstdMagic) {
+		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<31))
+		if err != nil {
+			in.Close()
+			return nil, fmt.Errorf("%s: zstd: %w", name, err)
+		}
+		in.closers = append(in.closers, func() error { dec.Close(); return nil })
+		in.Zstd = true
+		br = bufio.NewReaderSize(dec, 1<<20)
+	}
+	in.Reader = br
+	return in, nil
+}
+
+// Output is a buffered output stream. For a file it writes to a temporary
+// name in the same directory; Commit flushes and renames it into place,
+// Abort removes it.
+type Output struct {
+	Name string
+	*bufio.Writer
+	zw   *zstd.Encoder
+	f    *os.File
+	tmp  string
+	path string
+	done bool
+}
+
+// WantsZstd reports whether an output to path should be compressed.
+func WantsZstd(path string, flag bool) bool {
+	return flag || strings.HasSuffix(path, ".zst")
+}
+
+// Create opens path for writing ("" or "-" for stdout), compressed with zstd
+// when zstdOut is set or the name ends in ".zst".
+func Create(path string, zstdOut bool) (*Output, error) {
+	return create(path, WantsZstd(path, zstdOut))
+}
+
+// CreateRaw is Create without any compression, whatever the name.
+func CreateRaw(path string) (*Output, error) { return create(path, false) }
+
+func create(path string, compress bool) (*Output, error) {
+	out := &Output{Name: DisplayName(path, true), path: path}
+	var w io.Writer
+	if IsStdio(path) {
+		w = os.Stdout
+	} else {
+		dir, base := filepath.Split(path)
+		if dir == "" {
+			dir = "."
+		}
+		f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+		if err != nil {
+			return nil, err
+		}
+		out.f, out.tmp = f, f.Name()
+		w = f
+	}
+	if compress {
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			out.Abort()
+			return nil, err
+		}
+		out.zw = zw
+		w = zw
+	}
+	out.Writer = bufio.NewWriterSize(w, 1<<20)
+	return out, nil
+}
+
+// Flush pushes buffered data through the compressor to the file or pipe.
+func (o *Output) Flush() error {
+	if err := o.Writer.Flush(); err != nil {
+		return err
+	}
+	if o.zw != nil {
+		return o.zw.Flush()
+	}
+	return nil
+}
+
+// Commit flushes everything and, for a file, renames it into place.
+func (o *Output) Commit() error {
+	if o.done {
+		return nil
+	}
+	o.done = true
+	err := o.Writer.Flush()
+	if o.zw != nil {
+		if cerr := o.zw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if o.f != nil {
+		if err == nil {
+			err = o.f.Sync()
+		}
+		if cerr := o.f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(o.tmp, o.path)
+		}
+		if err != nil {
+			os.Remove(o.tmp)
+		}
+	}
+	return err
+}
+
+// Abort discards a file output (no-op for stdout beyond a flush attempt).
+func (o *Output) Abort() {
+	if o.done {
+		return
+	}
+	o.done = true
+	if o.f != nil {
+		o.f.Close()
+		os.Remove(o.tmp)
+		return
+	}
+	if o.Writer != nil {
+		o.Writer.Flush()
+	}
+	if o.zw != nil {
+		o.zw.Close()
+	}
+}
+
+// IsBrokenPipe reports whether err comes from writing to a closed pipe.
+func IsBrokenPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE)
+}
+
+// AtomicWriteFile writes data to path through a temporary file and rename.
+func AtomicWriteFile(path string, data []byte) error {
+	o, err := CreateRaw(path)
+	if err != nil {
+		return err
+	}
+	if _, err := o.Write(data); err != nil {
+		o.Abort()
+		return err
+	}
+	return o.Commit()
+}
