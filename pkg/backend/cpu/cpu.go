@@ -157,7 +157,7 @@ func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin 
 	})
 }
 
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
 // SwiGLU: y = silu(gate)*up.
 func (c *CPU) SwiGLU(y, gate, up []float32) {
@@ -201,16 +201,19 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 				for _, v := range l {
 					mx = max(mx, v)
 				}
+				lt := l[t]
 				var sum float64
-				for _, v := range l {
-					sum += math.Exp(float64(v - mx))
+				for i, v := range l {
+					e := expf(v - mx)
+					d[i] = e
+					sum += float64(e)
 				}
 				lse := float64(mx) + math.Log(sum)
-				sums[ch] += lse - float64(l[t])
+				sums[ch] += lse - float64(lt)
 				cnts[ch]++
-				inv := 1 / sum
-				for i, v := range l {
-					d[i] = scale * float32(math.Exp(float64(v-mx))*inv)
+				k := scale * float32(1/sum)
+				for i, e := range d {
+					d[i] = k * e
 				}
 				d[t] -= scale
 			}
