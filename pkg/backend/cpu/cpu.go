@@ -228,25 +228,27 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 	return s, n
 }
 
-// AdamWUpdate: one AdamW step with PyTorch's arithmetic order.
+// AdamWUpdate: one AdamW step with PyTorch's (single-tensor, foreach off)
+// arithmetic: w *= 1-lr*wd; m = m + (g-m)*(1-b1); v = v*b2 + (1-b2)*g*g;
+// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
 func (c *CPU) AdamWUpdate(w, g, m, v []float32, p backend.AdamW) {
-	b1, b2 := float64(p.Beta1), float64(p.Beta2)
-	bc1 := 1 - math.Pow(b1, float64(p.Step))
-	bc2 := 1 - math.Pow(b2, float64(p.Step))
-	stepSize := float32(float64(p.LR) / bc1)
+	bc1 := 1 - math.Pow(p.Beta1, float64(p.Step))
+	bc2 := 1 - math.Pow(p.Beta2, float64(p.Step))
+	stepSize := float32(p.LR / bc1)
 	bc2s := float32(math.Sqrt(bc2))
-	decay := 1 - p.LR*p.WeightDecay
-	beta1, beta2 := p.Beta1, p.Beta2
-	eps := p.Eps
+	decay := float32(1 - p.LR*p.WeightDecay)
+	omb1, beta2, omb2 := float32(1-p.Beta1), float32(p.Beta2), float32(1-p.Beta2)
+	eps := float32(p.Eps)
+	wd := p.WeightDecay != 0
 	c.parallel(len(w), 1<<14, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gi := g[i]
 			wi := w[i]
-			if p.WeightDecay != 0 {
+			if wd {
 				wi *= decay
 			}
-			mi := m[i] + (gi-m[i])*(1-beta1)
-			vi := v[i]*beta2 + (1-beta2)*gi*gi
+			mi := m[i] + (gi-m[i])*omb1
+			vi := v[i]*beta2 + omb2*gi*gi
 			m[i], v[i] = mi, vi
 			denom := float32(math.Sqrt(float64(vi)))/bc2s + eps
 			w[i] = wi - stepSize*(mi/denom)
