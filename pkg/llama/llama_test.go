@@ -59,16 +59,16 @@ func TestParseConfigDefaultsAndExtra(t *testing.T) {
 func TestParseConfigErrors(t *testing.T) {
 	base := `"hidden_size":64,"intermediate_size":100,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100`
 	cases := map[string]string{
-		`{` + base + `,"num_key_value_heads":3}`:       "not a multiple of num_key_value_heads",
-		`{` + base + `,"hidden_size":66}`:               "not a multiple of num_attention_heads",
-		`{` + base + `,"hidden_act":"gelu"}`:            "hidden_act",
+		`{` + base + `,"num_key_value_heads":3}`:          "not a multiple of num_key_value_heads",
+		`{` + base + `,"hidden_size":66}`:                 "not a multiple of num_attention_heads",
+		`{` + base + `,"hidden_act":"gelu"}`:              "hidden_act",
 		`{` + base + `,"rope_scaling":{"type":"linear"}}`: "rope_scaling",
-		`{` + base + `,"model_type":"mistral"}`:         "model_type",
-		`{` + base + `,"vocab_size":0}`:                 "vocab_size must be positive",
-		`{` + base + `,"torch_dtype":"int8"}`:           "torch_dtype",
-		`{` + base + `,"attention_bias":true}`:          "attention_bias",
-		`{` + base + `,"hidden_size":"x"}`:              "config.json",
-		`[1,2]`:                                         "config.json",
+		`{` + base + `,"model_type":"mistral"}`:           "model_type",
+		`{` + base + `,"vocab_size":0}`:                   "vocab_size must be positive",
+		`{` + base + `,"torch_dtype":"int8"}`:             "torch_dtype",
+		`{` + base + `,"attention_bias":true}`:            "attention_bias",
+		`{` + base + `,"hidden_size":"x"}`:                "config.json",
+		`[1,2]`:                                           "config.json",
 	}
 	for src, want := range cases {
 		if _, err := ParseConfig([]byte(src)); err == nil || !strings.Contains(err.Error(), want) {
