@@ -30,7 +30,7 @@ func New(threads int) *CPU {
 var _ backend.Backend = (*CPU)(nil)
 
 // Name says which matmul path runs.
-func (c *CPU) Name() string { return "cpu (" + blasName + ")" }
+func (c *CPU) Name() string { return "cpu (" + blasName() + ")" }
 
 // Threads is the number of goroutines used.
 func (c *CPU) Threads() int { return c.threads }
@@ -68,7 +68,7 @@ func (c *CPU) MatMul(transA, transB bool, m, n, k int, alpha float32, a []float3
 	if m == 0 || n == 0 {
 		return
 	}
-	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+	c.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
 // RMSNorm: y = w * x * rstd, rstd = 1/sqrt(mean(x^2)+eps).
@@ -254,4 +254,23 @@ func (c *CPU) AdamWUpdate(w, g, m, v []float32, p backend.AdamW) {
 			w[i] = wi - stepSize*(mi/denom)
 		}
 	})
+}
+
+// checkGemm panics (like gonum does) when a slice is too short for the
+// shapes, before any assembly or C code touches memory.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	rowsA, colsA := m, k
+	if transA {
+		rowsA, colsA = k, m
+	}
+	rowsB, colsB := k, n
+	if transB {
+		rowsB, colsB = n, k
+	}
+	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
+		panic("cpu: sgemm: bad leading dimension")
+	}
+	if k > 0 && (len(a) < (rowsA-1)*lda+colsA || len(b) < (rowsB-1)*ldb+colsB) || len(c) < (m-1)*ldc+n {
+		panic("cpu: sgemm: slice too short")
+	}
 }
