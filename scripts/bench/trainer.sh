@@ -4,9 +4,11 @@
 # count, shapes and packed batch, in one run. Prints ms/step, tokens/s,
 # peak RSS and the time ratio ours/torch (goal <= 1.5).
 #
-# Our side is pkg/llama's BenchmarkStep built as a test binary, once pure Go
-# (gonum sgemm) and, when cgo + libopenblas are available, with -tags
-# openblas. PyTorch side: scripts/bench/llama_step_torch.py (/usr/bin/python3
+# Our side is pkg/llama's BenchmarkStep built as a test binary three ways:
+# go-default: the default CGO_ENABLED=0 build (pure-Go blocked SGEMM with the
+# AVX2/FMA Go-assembly micro-kernel; gonum on CPUs without AVX2), go-gonum:
+# -tags purego (gonum's Sgemm, no assembly of ours), go-openblas: -tags
+# openblas (cgo, libopenblas), when it builds. PyTorch side: scripts/bench/llama_step_torch.py (/usr/bin/python3
 # with torch). Env: THREADS (default 2), STEPS (default 5), GO (default go).
 # The full-training benchmark (pkg/train) is a separate script.
 set -uo pipefail
@@ -34,9 +36,10 @@ timev() { # timev OUTFILE cmd... ; stdout to OUTFILE, peak RSS (KiB) on stdout
   fi
 }
 
-variants=("purego")
+variants=("default" "gonum")
 if ! "$GO" version >/dev/null 2>&1; then echo "trainer bench: no Go toolchain ($GO); skipped"; exit 0; fi
-"$GO" test -c -o "$tmp/llama-purego.test" ./pkg/llama || exit 1
+CGO_ENABLED=0 "$GO" test -c -o "$tmp/llama-default.test" ./pkg/llama || exit 1
+CGO_ENABLED=0 "$GO" test -tags purego -c -o "$tmp/llama-gonum.test" ./pkg/llama || exit 1
 if CGO_ENABLED=1 "$GO" test -tags openblas -c -o "$tmp/llama-openblas.test" ./pkg/llama 2>"$tmp/cgo.err"; then
   variants+=("openblas")
 else
