@@ -59,7 +59,9 @@ type Model struct {
 
 	ropeCos, ropeSin []float32
 	ropeLen          int
-	act              acts
+	act              acts // views of actBack for the current batch size
+	actBack          acts // buffers for actCap positions
+	actCap           int
 }
 
 // New makes a randomly initialised model like Hugging Face does: every

@@ -28,11 +28,24 @@ type acts struct {
 	logits []float32
 }
 
+// ensureActs makes the step buffers fit B*T positions. Buffers only grow:
+// a smaller batch reuses the largest one's memory (so padded batches of
+// varying length do not allocate every step).
 func (m *Model) ensureActs(B, T int) {
 	N := B * T
 	if m.act.n == N {
 		return
 	}
+	// keep the grown target-row buffers
+	m.actBack.rows, m.actBack.tg, m.actBack.xg, m.actBack.logits = m.act.rows, m.act.tg, m.act.xg, m.act.logits
+	if N > m.actCap {
+		m.actBack = m.allocActs(N)
+		m.actCap = N
+	}
+	m.act = resliceActs(&m.actBack, m.actCap, N)
+}
+
+func (m *Model) allocActs(N int) acts {
 	c := m.Config
 	D, I, L := c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers
 	Dkv := c.NumKeyValueHeads * c.HeadDim()
@@ -44,7 +57,7 @@ func (m *Model) ensureActs(B, T int) {
 	for l := 0; l < L; l++ {
 		a.layers = append(a.layers, layerActs{
 			xn1: f(N * D), q: f(N * D), k: f(N * Dkv), v: f(N * Dkv), att: f(N * D),
-			lse: f(B * c.NumAttentionHeads * T), h: f(N * D), hn: f(N * D),
+			lse: f(N * c.NumAttentionHeads), h: f(N * D), hn: f(N * D),
 			gate: f(N * I), up: f(N * I), act: f(N * I), rstd1: f(N), rstd2: f(N),
 		})
 	}
@@ -52,12 +65,34 @@ func (m *Model) ensureActs(B, T int) {
 	a.dx, a.dA, a.dq = f(N*D), f(N*D), f(N*D)
 	a.dk, a.dv = f(N*Dkv), f(N*Dkv)
 	a.dI1, a.dI2, a.dI3 = f(N*I), f(N*I), f(N*I)
-	m.act = a
+	return a
+}
+
+// resliceActs views the buffers of back (sized for capN positions) as
+// buffers for n positions; every buffer's length is proportional to the
+// number of positions.
+func resliceActs(back *acts, capN, n int) acts {
+	r := func(s []float32) []float32 { return s[:len(s)/capN*n] }
+	a := acts{n: n, rows: back.rows, tg: back.tg, xg: back.xg, logits: back.logits}
+	for _, x := range back.xs {
+		a.xs = append(a.xs, r(x))
+	}
+	for _, l := range back.layers {
+		a.layers = append(a.layers, layerActs{
+			xn1: r(l.xn1), q: r(l.q), k: r(l.k), v: r(l.v), att: r(l.att), lse: r(l.lse),
+			h: r(l.h), hn: r(l.hn), gate: r(l.gate), up: r(l.up), act: r(l.act),
+			rstd1: r(l.rstd1), rstd2: r(l.rstd2),
+		})
+	}
+	a.rstdF, a.xnF = r(back.rstdF), r(back.xnF)
+	a.dx, a.dA, a.dq, a.dk, a.dv = r(back.dx), r(back.dA), r(back.dq), r(back.dk), r(back.dv)
+	a.dI1, a.dI2, a.dI3 = r(back.dI1), r(back.dI2), r(back.dI3)
+	return a
 }
 
 // ReleaseBuffers drops the activation buffers (they are re-made on the
 // next step).
-func (m *Model) ReleaseBuffers() { m.act = acts{} }
+func (m *Model) ReleaseBuffers() { m.act, m.actBack, m.actCap = acts{}, acts{}, 0 }
 
 // Check validates a batch against the model: lengths, token and target ids
 // in range, non-negative positions.
