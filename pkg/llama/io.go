@@ -84,9 +84,15 @@ func fileExists(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// Save writes config.json, model.safetensors and, when TokenizerPath is
-// set, tokenizer.model into dir; see SaveSharded.
-func (m *Model) Save(dir string, dtype string) error { return m.SaveSharded(dir, dtype, 0) }
+// DefaultShardBytes is HF save_pretrained's default max_shard_size ("5GB").
+const DefaultShardBytes = 5_000_000_000
+
+// Save writes config.json, model.safetensors (HF-style shards above
+// DefaultShardBytes) and, when TokenizerPath is set, tokenizer.model into
+// dir; see SaveSharded.
+func (m *Model) Save(dir string, dtype string) error {
+	return m.SaveSharded(dir, dtype, DefaultShardBytes)
+}
 
 // SaveSharded writes the model directory atomically: everything goes to a
 // temporary sibling directory which then replaces dir (an existing dir is
