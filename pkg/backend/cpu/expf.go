@@ -19,7 +19,10 @@ func expf(x float32) float32 {
 		c1    = 0.693359375
 		c2    = -2.12194440e-4
 	)
-	fn := float32(math.Floor(float64(x*log2e + 0.5)))
+	// round x*log2e to the nearest integer by adding 1.5*2^23 (the explicit
+	// conversions force float32 rounding, no fused multiply-add)
+	const magic = 12582912
+	fn := float32(float32(x*log2e)+magic) - magic
 	r := x - fn*c1 - fn*c2
 	r2 := r * r
 	p := float32(1.9875691500e-4)

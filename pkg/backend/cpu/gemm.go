@@ -146,6 +146,19 @@ func packA(trans bool, alpha float32, a []float32, lda, i0, h, p0, kcb int, dst 
 		}
 		return
 	}
+	if alpha == 1 && h == mr {
+		r0 := a[(i0+0)*lda+p0 : (i0+0)*lda+p0+kcb]
+		r1 := a[(i0+1)*lda+p0 : (i0+1)*lda+p0+kcb]
+		r2 := a[(i0+2)*lda+p0 : (i0+2)*lda+p0+kcb]
+		r3 := a[(i0+3)*lda+p0 : (i0+3)*lda+p0+kcb]
+		r4 := a[(i0+4)*lda+p0 : (i0+4)*lda+p0+kcb]
+		r5 := a[(i0+5)*lda+p0 : (i0+5)*lda+p0+kcb]
+		for p := range r0 {
+			d := dst[p*mr : p*mr+mr : p*mr+mr]
+			d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+		}
+		return
+	}
 	for i := 0; i < h; i++ {
 		src := a[(i0+i)*lda+p0 : (i0+i)*lda+p0+kcb]
 		for p, v := range src {
