@@ -31,6 +31,11 @@ func segStarts(lo []int32, seg []int32) (contiguous bool) {
 	return contiguous
 }
 
+// attnGemmOff disables the SGEMM attention path (tests compare the two).
+var attnGemmOff = false
+
+func useGemmAttention() bool { return haveKernel && !attnGemmOff }
+
 // dot and axpy use gonum's assembly kernels (SSE on amd64), 2-4x faster
 // than a Go loop for head-sized vectors.
 func dot(a, b []float32) float32 { return gonum.Implementation{}.Sdot(len(a), a, 1, b, 1) }
@@ -48,10 +53,21 @@ func (c *CPU) Attention(out, lse, q, k, v []float32, seg []int32, s backend.Attn
 	c.parallel(B*NKV, 1, func(tlo, thi int) {
 		lo := make([]int32, T)
 		p := make([]float32, T)
+		var runs [][2]int
+		var S *[]float32
 		for task := tlo; task < thi; task++ {
 			b, g := task/NKV, task%NKV
 			sg := seg[b*T : (b+1)*T]
 			contig := segStarts(lo, sg)
+			if contig && useGemmAttention() {
+				if S == nil {
+					S = getBuf(T * T)
+					defer packPool.Put(S)
+				}
+				runs = segRuns(lo, runs)
+				attnForwardGemm(out, lse, q, k, v, b, g, runs, s, *S)
+				continue
+			}
 			for h := g * grp; h < (g+1)*grp; h++ {
 				for i := 0; i < T; i++ {
 					qi := q[(b*T+i)*qs+h*HD : (b*T+i)*qs+(h+1)*HD]
@@ -98,10 +114,22 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, s
 	qs, ks := NH*HD, NKV*HD
 	c.parallel(B*NKV, 1, func(tlo, thi int) {
 		lo := make([]int32, T)
+		var runs [][2]int
+		var P, dP *[]float32
 		for task := tlo; task < thi; task++ {
 			b, g := task/NKV, task%NKV
 			sg := seg[b*T : (b+1)*T]
 			contig := segStarts(lo, sg)
+			if contig && useGemmAttention() {
+				if P == nil {
+					P, dP = getBuf(T*T), getBuf(T*T)
+					defer packPool.Put(P)
+					defer packPool.Put(dP)
+				}
+				runs = segRuns(lo, runs)
+				attnBackwardGemm(dq, dk, dv, dout, out, lse, q, k, v, b, g, runs, s, *P, *dP)
+				continue
+			}
 			for i := 0; i < T; i++ {
 				clear(dk[(b*T+i)*ks+g*HD : (b*T+i)*ks+(g+1)*HD])
 				clear(dv[(b*T+i)*ks+g*HD : (b*T+i)*ks+(g+1)*HD])

@@ -288,14 +288,19 @@ func TestAttention(t *testing.T) {
 		gk := numGrad(func(x []float64) float64 { return dot64(attention64(f64(q), x, f64(v), tc.seg, s), f64(dout)) }, f64(k))
 		gv := numGrad(func(x []float64) float64 { return dot64(attention64(f64(q), f64(k), x, tc.seg, s), f64(dout)) }, f64(v))
 		for name, c := range backends() {
-			out, lse := make([]float32, len(dout)), make([]float32, s.B*s.NH*s.T)
-			c.Attention(out, lse, q, k, v, tc.seg, s)
-			check(t, tc.name+" "+name+" out", out, want, 1e-6)
-			dq, dk, dv := rnd(r, len(q), 1), rnd(r, len(k), 1), rnd(r, len(v), 1) // overwritten
-			c.AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, tc.seg, s)
-			check(t, tc.name+" "+name+" dq", dq, gq, 1e-5)
-			check(t, tc.name+" "+name+" dk", dk, gk, 1e-5)
-			check(t, tc.name+" "+name+" dv", dv, gv, 1e-5)
+			for _, off := range []bool{false, true} {
+				attnGemmOff = off
+				name := name + map[bool]string{false: " gemm-path", true: " dot-path"}[off]
+				out, lse := make([]float32, len(dout)), make([]float32, s.B*s.NH*s.T)
+				c.Attention(out, lse, q, k, v, tc.seg, s)
+				check(t, tc.name+" "+name+" out", out, want, 1e-6)
+				dq, dk, dv := rnd(r, len(q), 1), rnd(r, len(k), 1), rnd(r, len(v), 1) // overwritten
+				c.AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, tc.seg, s)
+				check(t, tc.name+" "+name+" dq", dq, gq, 1e-5)
+				check(t, tc.name+" "+name+" dk", dk, gk, 1e-5)
+				check(t, tc.name+" "+name+" dv", dv, gv, 1e-5)
+				attnGemmOff = false
+			}
 		}
 	}
 }

@@ -30,8 +30,21 @@ func getBuf(n int) *[]float32 {
 }
 
 func (c *CPU) gemmAsm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
+	gemmBlocked(c.parallel, c.threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+}
+
+// serial runs f over [0,n) on the calling goroutine.
+func serial(n, _ int, f func(lo, hi int)) {
+	if n > 0 {
+		f(0, n)
+	}
+}
+
+// gemmBlocked is the blocked SGEMM; par spreads work over threads
+// goroutines (serial for calls made from inside parallel tasks).
+func gemmBlocked(par func(n, minChunk int, f func(lo, hi int)), threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
 	if beta != 1 {
-		c.parallel(m, 8, func(lo, hi int) {
+		par(m, 8, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				row := cc[i*ldc : i*ldc+n]
 				if beta == 0 {
@@ -55,17 +68,17 @@ func (c *CPU) gemmAsm(transA, transB bool, m, n, k int, alpha float32, a []float
 			kcb := min(kc, k-pc)
 			bp := getBuf(panels * kcb * nr)
 			// pack B[pc:pc+kcb, jc:jc+ncb] into 16-wide panels, in parallel
-			c.parallel(panels, 4, func(lo, hi int) {
+			par(panels, 4, func(lo, hi int) {
 				for jp := lo; jp < hi; jp++ {
 					packB(transB, b, ldb, pc, kcb, jc+jp*nr, min(nr, ncb-jp*nr), (*bp)[jp*kcb*nr:(jp+1)*kcb*nr])
 				}
 			})
 			// split the column panels when there are too few row blocks
 			colChunks := 1
-			if rowBlocks < 2*c.threads {
-				colChunks = min(panels, (2*c.threads+rowBlocks-1)/rowBlocks)
+			if threads > 1 && rowBlocks < 2*threads {
+				colChunks = min(panels, (2*threads+rowBlocks-1)/rowBlocks)
 			}
-			c.parallel(rowBlocks*colChunks, 1, func(lo, hi int) {
+			par(rowBlocks*colChunks, 1, func(lo, hi int) {
 				ap := getBuf(mc * kcb)
 				var tmp [mr * nr]float32
 				for job := lo; job < hi; job++ {
