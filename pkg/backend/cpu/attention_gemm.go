@@ -50,10 +50,9 @@ func attnForwardGemm(out, lse, q, k, v []float32, b, g int, runs [][2]int, s bac
 				for _, x := range row[1 : i+1] {
 					mx = max(mx, x)
 				}
+				expSub(row[:i+1], mx)
 				var sum float32
-				for j := 0; j <= i; j++ {
-					e := expf(row[j] - mx)
-					row[j] = e
+				for _, e := range row[:i+1] {
 					sum += e
 				}
 				lse[(b*NH+h)*T+st+i] = mx + float32(math.Log(float64(sum)))
@@ -89,9 +88,8 @@ func attnBackwardGemm(dq, dk, dv, dout, out, lse, q, k, v []float32, b, g int, r
 				o := qo + i*qs
 				D := dot(dout[o:o+HD], out[o:o+HD])
 				pr, dr := P[i*L:i*L+L], dP[i*L:i*L+L]
-				for j := 0; j <= i; j++ {
-					p := expf(pr[j] - l)
-					pr[j] = p
+				expSub(pr[:i+1], l)
+				for j, p := range pr[:i+1] {
 					dr[j] = p * (dr[j] - D)
 				}
 				clear(pr[i+1:])

@@ -205,10 +205,12 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 					mx = max(mx, v)
 				}
 				lt := l[t]
+				if &d[0] != &l[0] {
+					copy(d, l)
+				}
+				expSub(d, mx)
 				var sum float64
-				for i, v := range l {
-					e := expf(v - mx)
-					d[i] = e
+				for _, e := range d {
 					sum += float64(e)
 				}
 				lse := float64(mx) + math.Log(sum)

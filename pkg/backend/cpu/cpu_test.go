@@ -418,4 +418,20 @@ func TestExpf(t *testing.T) {
 		t.Errorf("expf edge cases: %v %v %v", expf(-100), expf(100), expf(0))
 	}
 	_ = binary.LittleEndian
+	// the vectorised softmax exp (any length, so both the 8-lane body and
+	// the scalar tail run)
+	for _, n := range []int{1, 7, 8, 9, 1000} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = -float32(i) * 80 / float32(n)
+		}
+		y := append([]float32(nil), x...)
+		expSub(y, 0.5)
+		for i, v := range x {
+			w := math.Exp(float64(v - 0.5))
+			if math.Abs(float64(y[i])-w) > 1.5e-7*w {
+				t.Fatalf("expSub n=%d: exp(%g) = %g, want %g", n, v-0.5, y[i], w)
+			}
+		}
+	}
 }

@@ -42,3 +42,33 @@ func expf(x float32) float32 {
 	}
 	return y * math.Float32frombits(uint32(n+127)<<23)
 }
+
+// expTab holds 8-lane copies of expf's constants for expSubAVX: log2e, c1,
+// c2, the six polynomial coefficients, 1, the clamp bounds and the
+// exponent bias (as int32 bits).
+var expTab = func() []float32 {
+	vals := []float32{1.44269504088896341, 0.693359375, -2.12194440e-4,
+		1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
+		1, -87.33654, 88, math.Float32frombits(127)}
+	t := make([]float32, 0, 8*len(vals))
+	for _, v := range vals {
+		for i := 0; i < 8; i++ {
+			t = append(t, v)
+		}
+	}
+	return t
+}()
+
+// expSub sets x[i] = exp(x[i] - m); meant for softmax (x <= m).
+func expSub(x []float32, m float32) {
+	n8 := 0
+	if haveKernel {
+		n8 = len(x) &^ 7
+		if n8 > 0 {
+			expSubAVX(&x[0], n8, m, &expTab[0])
+		}
+	}
+	for i := n8; i < len(x); i++ {
+		x[i] = expf(x[i] - m)
+	}
+}

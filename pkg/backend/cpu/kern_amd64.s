@@ -85,3 +85,47 @@ store:
 	VMOVUPS Y15, 32(DX)
 	VZEROUPPER
 	RET
+
+// func expSubAVX(x *float32, n int, m float32, tab *float32)
+// x[i] = exp(x[i] - m) for n (a multiple of 8) elements, 8 lanes at a time,
+// with expf's range reduction and polynomial. Arguments are clamped to
+// [-87.33, 88]; callers pass x <= m (softmax). tab holds 8-lane copies of
+// the constants (see expTab).
+TEXT ·expSubAVX(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y15
+	MOVQ         tab+24(FP), R9
+	SHRQ         $3, CX
+	JZ           expdone
+
+exploop:
+	VMOVUPS      (DI), Y0
+	VSUBPS       Y15, Y0, Y0
+	VMAXPS       320(R9), Y0, Y0
+	VMINPS       352(R9), Y0, Y0
+	VMULPS       (R9), Y0, Y1
+	VROUNDPS     $0, Y1, Y1
+	VFNMADD231PS 32(R9), Y1, Y0
+	VFNMADD231PS 64(R9), Y1, Y0
+	VMOVUPS      96(R9), Y2
+	VFMADD213PS  128(R9), Y0, Y2
+	VFMADD213PS  160(R9), Y0, Y2
+	VFMADD213PS  192(R9), Y0, Y2
+	VFMADD213PS  224(R9), Y0, Y2
+	VFMADD213PS  256(R9), Y0, Y2
+	VMULPS       Y0, Y0, Y3
+	VFMADD213PS  Y0, Y3, Y2
+	VADDPS       288(R9), Y2, Y2
+	VCVTPS2DQ    Y1, Y4
+	VPADDD       384(R9), Y4, Y4
+	VPSLLD       $23, Y4, Y4
+	VMULPS       Y4, Y2, Y2
+	VMOVUPS      Y2, (DI)
+	ADDQ         $32, DI
+	DECQ         CX
+	JNZ          exploop
+
+expdone:
+	VZEROUPPER
+	RET

@@ -5,3 +5,5 @@ package cpu
 func kern6x16(kc int, a, b, c *float32, ldc int) { panic("cpu: no assembly kernel") }
 
 const haveKernel = false
+
+func expSubAVX(x *float32, n int, m float32, tab *float32) { panic("cpu: no assembly kernel") }
