@@ -160,14 +160,30 @@ func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin 
 	})
 }
 
-func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
+
+// sigmoids sets s[i] = sigmoid(x[i]) through the vectorised exp (its clamp
+// to [-87.3, 88] only changes results below 1e-38).
+func sigmoids(s, x []float32) {
+	for i, v := range x {
+		s[i] = -v
+	}
+	expSub(s, 0)
+	for i, e := range s {
+		s[i] = 1 / (1 + e)
+	}
+}
 
 // SwiGLU: y = silu(gate)*up.
 func (c *CPU) SwiGLU(y, gate, up []float32) {
 	c.parallel(len(y), 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gate[i]
-			y[i] = g * sigmoid(g) * up[i]
+		var buf [256]float32
+		for i0 := lo; i0 < hi; i0 += len(buf) {
+			n := min(len(buf), hi-i0)
+			sg := buf[:n]
+			sigmoids(sg, gate[i0:i0+n])
+			for i, s := range sg {
+				y[i0+i] = gate[i0+i] * s * up[i0+i]
+			}
 		}
 	})
 }
@@ -175,12 +191,17 @@ func (c *CPU) SwiGLU(y, gate, up []float32) {
 // SwiGLUBackward writes dgate and dup.
 func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up []float32) {
 	c.parallel(len(dy), 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gate[i]
-			s := sigmoid(g)
-			d := dy[i]
-			dup[i] = d * g * s
-			dgate[i] = d * up[i] * s * (1 + g*(1-s))
+		var buf [256]float32
+		for i0 := lo; i0 < hi; i0 += len(buf) {
+			n := min(len(buf), hi-i0)
+			sg := buf[:n]
+			sigmoids(sg, gate[i0:i0+n])
+			for k, s := range sg {
+				i := i0 + k
+				g, d := gate[i], dy[i]
+				dup[i] = d * g * s
+				dgate[i] = d * up[i] * s * (1 + g*(1-s))
+			}
 		}
 	})
 }
