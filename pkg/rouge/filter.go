@@ -45,7 +45,7 @@ type Filter struct {
 	long  []int32     // pool texts longer than maxLen (never indexed, always verified)
 	next  int         // pool size at which the index is rebuilt
 	seq   *scratch    // scratch of the sequential path
-	bounds
+	*bounds
 }
 
 type posting struct {
@@ -60,7 +60,7 @@ const rankBase = 1 << 30
 // against some pool text is > threshold.
 func NewFilter(threshold float64) *Filter {
 	f := &Filter{t: threshold, vocab: map[string]int32{}, low: rankBase - 1, next: 64}
-	f.bounds.init(threshold)
+	f.bounds = boundsFor(threshold)
 	f.seq = &scratch{}
 	return f
 }
