@@ -177,6 +177,7 @@ func readTexts(ctx context.Context, files []string, stdin io.Reader, field strin
 					continue
 				}
 				r.Close()
+				send() // the records before the error are still decided and written
 				return err
 			}
 			it := item{rec: rec, file: r.Name()}
