@@ -51,7 +51,8 @@ type Filter struct {
 type posting struct {
 	doc int32
 	k   uint16 // occurrence number of the token in the doc (0-based)
-	pos uint16 // position of the element in the doc's ordered elements (capped)
+	pos uint16 // position of the element in the doc's ordered elements
+	m   uint16 // the doc's length in tokens
 }
 
 const rankBase = 1 << 30
@@ -219,12 +220,7 @@ func (f *Filter) index(doc int, buf []elem) []elem {
 	}
 	buf = f.elements(ids, buf)
 	for i, e := range buf[:p] {
-		pos := i
-		if pos > math.MaxUint16 {
-			pos = math.MaxUint16
-		}
-		k := e.k
-		f.post[e.tok] = append(f.post[e.tok], posting{doc: int32(doc), k: k, pos: uint16(pos)})
+		f.post[e.tok] = append(f.post[e.tok], posting{doc: int32(doc), k: e.k, pos: uint16(i), m: uint16(len(ids))})
 	}
 	return buf
 }
@@ -259,7 +255,7 @@ func (f *Filter) rebuild() {
 
 // scratch is per-worker memory for probing.
 type scratch struct {
-	seen  []uint32
+	acc   []accum // per pool text
 	stamp uint32
 	m     matcher
 	elems []elem
@@ -267,15 +263,24 @@ type scratch struct {
 	ids   []int32
 }
 
+// accum is the probe state of one pool text: matched prefix elements so far
+// (-1 once pruned) and the positions of the last match in both texts.
+type accum struct {
+	stamp uint32
+	cnt   int32
+	lastI uint16
+	lastP uint16
+}
+
 func (s *scratch) reset(pool int) {
-	if len(s.seen) < pool {
+	if len(s.acc) < pool {
 		n := pool + pool/2 + 64
-		s.seen = make([]uint32, n)
+		s.acc = make([]accum, n)
 		s.stamp = 0
 	}
 	s.stamp++
 	if s.stamp == 0 {
-		clear(s.seen)
+		clear(s.acc)
 		s.stamp = 1
 	}
 }
@@ -318,6 +323,10 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 	s.elems = f.elements(ids, s.elems)
 	s.cands = s.cands[:0]
 	vocab := len(f.df)
+	// Every shared element counted here precedes, in the global order, every
+	// shared element not counted, so overlap <= cnt + min(n-1-i, m-1-p) for
+	// the last counted match (i, p) (PPJoin's positional filter); the bound
+	// only shrinks as matches accumulate.
 	for i, e := range s.elems[:pp] {
 		if e.tok < 0 {
 			continue
@@ -329,21 +338,37 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 			lo, _ = slices.BinarySearchFunc(pl, int32(from), func(p posting, d int32) int { return int(p.doc - d) })
 		}
 		for _, p := range pl[lo:] {
-			if p.k != e.k || s.seen[p.doc] == s.stamp {
+			if p.k != e.k {
 				continue
 			}
-			s.seen[p.doc] = s.stamp
-			m := len(f.toks[p.doc])
+			m := int(p.m)
 			if m < mlo || m > mhi {
 				continue
 			}
-			ub := 1 + min(n-i-1, m-int(p.pos)-1)
-			if ub < f.need(m, n) {
+			a := &s.acc[p.doc]
+			if a.stamp != s.stamp {
+				a.stamp, a.cnt = s.stamp, 0
+				s.cands = append(s.cands, p.doc)
+			} else if a.cnt < 0 {
 				continue
 			}
-			s.cands = append(s.cands, p.doc)
+			a.cnt++
+			if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < f.need(m, n) {
+				a.cnt = -1
+				continue
+			}
+			a.lastI, a.lastP = uint16(i), p.pos
 		}
 	}
+	// drop the pruned candidates
+	k := 0
+	for _, d := range s.cands {
+		if s.acc[d].cnt > 0 {
+			s.cands[k] = d
+			k++
+		}
+	}
+	s.cands = s.cands[:k]
 	for _, d := range f.long {
 		if int(d) >= from && len(f.toks[d]) <= mhi {
 			s.cands = append(s.cands, d)

@@ -31,6 +31,26 @@ func sharedData(tb testing.TB, name string) string {
 	return p
 }
 
+// sharedDataOK is the path of a shared data file, or "" when absent.
+func sharedDataOK(name string) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", "data", name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
 func readField(tb testing.TB, path, field string) []string {
 	tb.Helper()
 	r, err := jsonl.Open(path)
