@@ -34,6 +34,11 @@ type Match struct {
 //
 // A Filter is not safe for concurrent use; CheckBatch parallelises internally.
 type Filter struct {
+	// ExactBest makes Check and CheckBatch return, for a dropped candidate,
+	// the pool text with the highest score (ties: the later one) instead of
+	// the first one found above the threshold. It costs some speed.
+	ExactBest bool
+
 	t     float64
 	vocab map[string]int32
 	df    []int32 // per token id: pool texts containing it
@@ -261,6 +266,7 @@ type scratch struct {
 	elems []elem
 	cands []int32
 	ids   []int32
+	need  []int32
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far
@@ -319,6 +325,17 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 		return res
 	}
 	mlo, mhi := f.lengthRange(n)
+	if mlo > mhi {
+		return res
+	}
+	// the least lcs that exceeds t, per pool length
+	row := mhi-mlo < 512
+	if row {
+		s.need = s.need[:0]
+		for m := mlo; m <= mhi; m++ {
+			s.need = append(s.need, int32(f.need(m, n)))
+		}
+	}
 	s.reset(pool)
 	s.elems = f.elements(ids, s.elems)
 	s.cands = s.cands[:0]
@@ -353,7 +370,13 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 				continue
 			}
 			a.cnt++
-			if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < f.need(m, n) {
+			var nd int
+			if row {
+				nd = int(s.need[m-mlo])
+			} else {
+				nd = f.need(m, n)
+			}
+			if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
 				a.cnt = -1
 				continue
 			}
@@ -383,6 +406,9 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 		sc := FMeasure(l, len(f.toks[d]), n)
 		if better(sc, d, res.sc, res.best) {
 			res.best, res.lcs, res.sc = d, int32(l), sc
+			if sc > f.t && !f.ExactBest {
+				break
+			}
 		}
 	}
 	res.drop = res.best >= 0 && res.sc > f.t
@@ -412,8 +438,9 @@ func (f *Filter) match(r result) Match {
 }
 
 // Check decides a candidate: keep reports whether its F-measure against
-// every pool text is <= the threshold. When keep is false, best is the pool
-// text with the highest score (> threshold) and its exact score; when keep is
+// every pool text is <= the threshold. When keep is false, best is a pool
+// text scoring > threshold, with its exact score (the highest-scoring one,
+// ties to the later, when ExactBest is set); when keep is
 // true, best is the highest-scoring pool text among those the bounds did not
 // prune (Index -1 when all were pruned), which is not necessarily the overall
 // best (use Similar for that). If keep && add, text joins the pool.
@@ -488,7 +515,7 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 	}
 	for i, t := range texts {
 		r := res[i]
-		if len(f.texts) > start {
+		if len(f.texts) > start && (!r.drop || f.ExactBest) {
 			// texts kept earlier in this batch; for a drop this finds the
 			// exact best, for a pass the greedy decision
 			f.resolve(t, ids[i])

@@ -61,6 +61,7 @@ func FuzzFilter(f *testing.F) {
 		ref := &refFilter{t: threshold}
 		fast := NewFilter(threshold)
 		batch := NewFilter(threshold)
+		fast.ExactBest, batch.ExactBest = true, true
 		seeds := len(texts) / 4
 		for _, s := range texts[:seeds] {
 			ref.add(s)

@@ -90,6 +90,7 @@ func TestRealDataMatchesReference(t *testing.T) {
 	for _, th := range []float64{0.7, 0.5, 0.3} {
 		ref := &refFilter{t: th}
 		f := NewFilter(th)
+		f.ExactBest = true
 		for _, s := range seeds {
 			ref.add(s)
 			f.Add(s)

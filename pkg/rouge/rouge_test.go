@@ -139,15 +139,19 @@ func TestFilterMatchesReference(t *testing.T) {
 		ref := &refFilter{t: th}
 		fast := NewFilter(th)
 		batch := NewFilter(th)
+		quick := NewFilter(th) // first witness instead of the exact best
+		fast.ExactBest, batch.ExactBest = true, true
 		for _, s := range seeds {
 			ref.add(s)
 			fast.Add(s)
 			batch.Add(s)
+			quick.Add(s)
 		}
 		workers := 1 + it%3
-		var bres []Result
+		var bres, qres []Result
 		for lo := 0; lo < len(stream); lo += 37 {
 			bres = append(bres, batch.CheckBatch(stream[lo:min(lo+37, len(stream))], true, workers)...)
+			qres = append(qres, quick.CheckBatch(stream[lo:min(lo+37, len(stream))], true, workers)...)
 		}
 		for i, s := range stream {
 			rk, rb := ref.check(s, true)
@@ -155,6 +159,10 @@ func TestFilterMatchesReference(t *testing.T) {
 			br := bres[i]
 			if rk != fk || rk != br.Keep {
 				t.Fatalf("it %d t=%v record %d %q: ref keep %v (best %+v), fast %v (best %+v), batch %v", it, th, i, s, rk, rb, fk, fb, br.Keep)
+			}
+			if q := qres[i]; q.Keep != rk || !rk && (q.Best.Score <= th || q.Best.Index < 0 ||
+				q.Best.Score != refScore(ref.toks[q.Best.Index], Tokenize(s)) || q.Best.Text != ref.texts[q.Best.Index]) {
+				t.Fatalf("it %d record %d: quick filter keep %v best %+v, reference keep %v", it, i, q.Keep, q.Best, rk)
 			}
 			if !rk {
 				if fb != rb || br.Best != rb {

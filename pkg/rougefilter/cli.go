@@ -224,7 +224,9 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	if o.reference {
 		p = newReference(o.threshold)
 	} else {
-		p = rouge.NewFilter(o.threshold)
+		f := rouge.NewFilter(o.threshold)
+		f.ExactBest = o.rejected != "" // report the best match of each dropped record
+		p = f
 	}
 	var c counts
 	for _, path := range o.against {
