@@ -137,3 +137,34 @@ func TestScoreFixture(t *testing.T) {
 		n++
 	})
 }
+
+// TestMeanNumPy: numpy_mean.jsonl is written by scripts/fixtures/numpy_mean.py
+// (NumPy 1.24.2): float(np.mean(x)) for vectors of 1 to 4097 scores. NumPy
+// sums pairwise, which differs from a plain running sum in the last bits.
+func TestMeanNumPy(t *testing.T) {
+	differs := 0
+	readFixture(t, "numpy_mean.jsonl", func(line []byte) {
+		var c struct {
+			X     []string
+			Mean  string
+			Naive string
+		}
+		if err := json.Unmarshal(line, &c); err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float64, len(c.X))
+		for i, s := range c.X {
+			x[i], _ = strconv.ParseFloat(s, 64)
+		}
+		want, _ := strconv.ParseFloat(c.Mean, 64)
+		if got := Mean(x); got != want {
+			t.Errorf("n=%d: Mean = %v, NumPy %v", len(x), got, want)
+		}
+		if c.Mean != c.Naive {
+			differs++
+		}
+	})
+	if differs == 0 {
+		t.Fatal("fixture has no vector where pairwise and naive sums differ")
+	}
+}

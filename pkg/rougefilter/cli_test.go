@@ -344,3 +344,17 @@ func TestScore(t *testing.T) {
 		})
 	}
 }
+
+func TestPyFloat(t *testing.T) {
+	// expected strings: repr() in CPython 3.11
+	cases := map[float64]string{
+		0: "0.0", 1: "1.0", 0.8: "0.8", 1e-05: "1e-05", 0.0001: "0.0001", 1.5e-07: "1.5e-07",
+		123456789012345680.0: "1.2345678901234568e+17", 1e16: "1e+16", 9999999999999998.0: "9999999999999998.0",
+		0.7000000000000001: "0.7000000000000001", -0.5: "-0.5", 2.0 / 3: "0.6666666666666666",
+	}
+	for f, want := range cases {
+		if got := string(pyFloat(nil, f)); got != want {
+			t.Errorf("pyFloat(%v) = %q, want %q", f, got, want)
+		}
+	}
+}
