@@ -474,8 +474,8 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers > len(texts) {
-		workers = len(texts)
+	if len(texts) < 32 {
+		workers = 1 // not worth the goroutines
 	}
 	start := len(f.texts)
 	ids := make([][]int32, len(texts))

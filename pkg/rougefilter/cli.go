@@ -139,27 +139,13 @@ func isInvalidJSON(err error) bool {
 }
 
 // readTexts streams the records of files (stdin when none) with their text
-// field into ch, in chunks. Bad records (not an object, field missing or not
-// a string) carry their error; invalid JSON is fatal unless skipBad, when it
-// is counted in *skipped. The first fatal error is returned through errc.
-func readTexts(ctx context.Context, files []string, stdin io.Reader, field string, skipBad bool, skipped *int, ch chan<- []item) error {
+// field into ch. Bad records (not an object, field missing or not a string)
+// carry their error; invalid JSON is fatal unless skipBad, when it is counted
+// in *skipped. It returns the first fatal error.
+func readTexts(ctx context.Context, files []string, stdin io.Reader, field string, skipBad bool, skipped *int, ch chan<- item) error {
 	defer close(ch)
 	if len(files) == 0 {
 		files = []string{"-"}
-	}
-	const chunk = 256
-	buf := make([]item, 0, chunk)
-	send := func() bool {
-		if len(buf) == 0 {
-			return true
-		}
-		select {
-		case ch <- buf:
-			buf = make([]item, 0, chunk)
-			return true
-		case <-ctx.Done():
-			return false
-		}
 	}
 	for _, path := range files {
 		r, err := openInput(path, stdin)
@@ -177,7 +163,6 @@ func readTexts(ctx context.Context, files []string, stdin io.Reader, field strin
 					continue
 				}
 				r.Close()
-				send() // the records before the error are still decided and written
 				return err
 			}
 			it := item{rec: rec, file: r.Name()}
@@ -192,16 +177,14 @@ func readTexts(ctx context.Context, files []string, stdin io.Reader, field strin
 			default:
 				it.text = s
 			}
-			buf = append(buf, it)
-			if len(buf) == chunk && !send() {
+			select {
+			case ch <- it:
+			case <-ctx.Done():
 				r.Close()
 				return ctx.Err()
 			}
 		}
 		r.Close()
-	}
-	if !send() {
-		return ctx.Err()
 	}
 	return nil
 }
@@ -258,7 +241,7 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	ch := make(chan []item, 8)
+	ch := make(chan item, 4*o.batch)
 	errc := make(chan error, 1)
 	go func() { errc <- readTexts(ctx, files, stdin, o.field, o.common.SkipBad, &c.invalid, ch) }()
 	defer func() {
@@ -272,22 +255,31 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	texts := make([]string, 0, o.batch)
 	idx := make([]int, 0, o.batch)
 	done := false
+	unflushed := false
 	for !done {
-		// gather a batch: wait for one chunk, then take what is ready
+		// gather a batch: wait for one record, then take what is ready, so
+		// that a slow producer (seedgen | rougefilter) sees each record as
+		// soon as it is decided
 		pending = pending[:0]
-		chunk, ok := <-ch
+		if len(ch) == 0 && unflushed {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			unflushed = false
+		}
+		it, ok := <-ch
 		if !ok {
 			break
 		}
-		pending = append(pending, chunk...)
+		pending = append(pending, it)
 	drain:
 		for len(pending) < o.batch {
 			select {
-			case chunk, ok := <-ch:
+			case it, ok := <-ch:
 				if !ok {
 					break drain
 				}
-				pending = append(pending, chunk...)
+				pending = append(pending, it)
 			default:
 				break drain
 			}
@@ -338,6 +330,7 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 				if err := out.Write(it.rec.Raw); err != nil {
 					return err
 				}
+				unflushed = true
 				continue
 			}
 			r := res[j]
@@ -353,6 +346,7 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 				if err := out.Write(raw); err != nil {
 					return err
 				}
+				unflushed = true
 			} else {
 				c.dropped++
 				if rej != nil {

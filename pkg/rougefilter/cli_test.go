@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -356,5 +359,50 @@ func TestPyFloat(t *testing.T) {
 		if got := string(pyFloat(nil, f)); got != want {
 			t.Errorf("pyFloat(%v) = %q, want %q", f, got, want)
 		}
+	}
+}
+
+// lineWriter reports each write on a channel.
+type lineWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	ch  chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.buf.Write(p)
+	w.mu.Unlock()
+	w.ch <- string(p)
+	return len(p), nil
+}
+
+// TestStreaming: with a slow producer (seedgen | rougefilter) each kept
+// record is written as soon as it is decided, not when the input ends.
+func TestStreaming(t *testing.T) {
+	pr, pw := io.Pipe()
+	out := &lineWriter{ch: make(chan string, 10)}
+	var errb bytes.Buffer
+	done := make(chan int)
+	go func() { done <- Main([]string{"--against", seeds}, pr, out, &errb) }()
+	wait := func(want string) {
+		t.Helper()
+		select {
+		case got := <-out.ch:
+			if !strings.Contains(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("record %q not written while the input is still open", want)
+		}
+	}
+	io.WriteString(pw, `{"instruction":"Describe a rainbow to a child."}`+"\n")
+	wait("rainbow")
+	io.WriteString(pw, `{"instruction":"Describe a rainbow to a small child."}`+"\n") // near-duplicate
+	io.WriteString(pw, `{"instruction":"Name three rivers in Africa."}`+"\n")
+	wait("rivers")
+	pw.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
