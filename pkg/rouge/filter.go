@@ -270,12 +270,10 @@ type scratch struct {
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far
-// (-1 once pruned) and the positions of the last match in both texts.
+// (-1 once pruned).
 type accum struct {
 	stamp uint32
 	cnt   int32
-	lastI uint16
-	lastP uint16
 }
 
 func (s *scratch) reset(pool int) {
@@ -341,9 +339,10 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 	s.cands = s.cands[:0]
 	vocab := len(f.df)
 	// Every shared element counted here precedes, in the global order, every
-	// shared element not counted, so overlap <= cnt + min(n-1-i, m-1-p) for
-	// the last counted match (i, p) (PPJoin's positional filter); the bound
-	// only shrinks as matches accumulate.
+	// shared element not counted, so overlap <= cnt + min(n-1-i, m-1-p) after
+	// a match at positions (i, p) (PPJoin's positional filter); the bound
+	// only shrinks as matches accumulate, so checking it at each match
+	// checks it at the last one.
 	for i, e := range s.elems[:pp] {
 		if e.tok < 0 {
 			continue
@@ -380,7 +379,6 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 				a.cnt = -1
 				continue
 			}
-			a.lastI, a.lastP = uint16(i), p.pos
 		}
 	}
 	// drop the pruned candidates
