@@ -43,10 +43,10 @@ func scoreMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := cli.NewCommand("rougefilter score", "[flags] --fields TARGET,PREDICTION [FILE...]\n       rougefilter score [flags] TARGETS PREDICTIONS", scoreSummary, scoreExample)
 	cmd.AddCommon(&o.common, cli.FlagOutput|cli.FlagZstd|cli.FlagSkipBad|cli.FlagProgress)
 	fs := cmd.Flags
-	fs.StringVar(&o.fields, "fields", "", "score field TARGET against field PREDICTION of each record (`TARGET,PREDICTION`)")
-	fs.StringVar(&o.field, "field", "instruction", "with two files: the text field (`NAME`) of the first")
-	fs.StringVar(&o.againstField, "against-field", "", "with two files: the text field (`NAME`) of the second (default: --field)")
-	fs.StringVar(&o.outField, "output-field", "rougeL", "the field (`NAME`) the scores are written to")
+	fs.StringVar(&o.fields, "fields", "", "score the two fields `TARGET,PREDICTION` of each record (rouge_score's target and prediction)")
+	fs.StringVar(&o.field, "field", "instruction", "with two files: read the first file's texts from field `NAME`")
+	fs.StringVar(&o.againstField, "against-field", "", "with two files: read the second file's texts from field `NAME` (default: --field)")
+	fs.StringVar(&o.outField, "output-field", "rougeL", "write the scores to field `NAME`")
 	fs.BoolVar(&o.stats, "stats", false, "print the count and the mean precision, recall and fmeasure on stderr")
 	files, err := cmd.Parse(args)
 	if err == nil {
