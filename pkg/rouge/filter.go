@@ -47,6 +47,7 @@ type Filter struct {
 	texts []string
 	toks  [][]int32
 	post  [][]posting // per token id: prefix elements of pool texts
+	slab  []int32     // storage of toks
 	long  []int32     // pool texts longer than maxLen (never indexed, always verified)
 	next  int         // pool size at which the index is rebuilt
 	seq   *scratch    // scratch of the sequential path
@@ -119,8 +120,14 @@ func (f *Filter) resolve(text string, ids []int32) {
 
 // add interns the unknown tokens of text and appends it to the pool.
 func (f *Filter) add(text string, ids []int32) int {
-	own := make([]int32, len(ids))
-	copy(own, ids)
+	// pool token sequences are carved out of large slabs: neighbours in the
+	// pool are neighbours in memory
+	if cap(f.slab)-len(f.slab) < len(ids) {
+		f.slab = make([]int32, 0, max(1<<16, len(ids)))
+	}
+	n0 := len(f.slab)
+	f.slab = append(f.slab, ids...)
+	own := f.slab[n0:len(f.slab):len(f.slab)]
 	if slices.Contains(own, -1) {
 		i := 0
 		scan(text, func(tok []byte) {
