@@ -227,3 +227,38 @@ func TestSimilar(t *testing.T) {
 		t.Fatalf("empty pool: %v %v", top, avg)
 	}
 }
+
+// TestVeryLongTexts covers texts beyond the prefix index (maxLen tokens):
+// long pool texts are always verified, long candidates scanned in full.
+func TestVeryLongTexts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long texts")
+	}
+	var b strings.Builder
+	for i := 0; i < maxLen+100; i++ {
+		fmt.Fprintf(&b, "w%d ", i%50)
+	}
+	long := b.String()
+	for _, th := range []float64{0, 0.001} {
+		ref := &refFilter{t: th}
+		f := NewFilter(th)
+		for _, s := range []string{long, "x1 x2 x3"} {
+			ref.add(s)
+			f.Add(s)
+		}
+		for _, s := range []string{"w3 w7", "y1 y2", "x2 x3 w1", long[:200] + " x9"} {
+			rk, rb := ref.check(s, false)
+			fk, fb := f.Check(s, false)
+			if rk != fk || !rk && fb.Score != refScore(ref.toks[fb.Index], Tokenize(s)) {
+				t.Fatalf("t=%v %.30q: keep %v best %v/%d, reference %v best %v/%d", th, s, fk, fb.Score, fb.Index, rk, rb.Score, rb.Index)
+			}
+		}
+		// a long candidate: the long pool text is a subsequence of it
+		n := len(Tokenize(long))
+		f.ExactBest = true
+		keep, best := f.Check("z "+long+" x1", false)
+		if keep || best.Index != 0 || best.Score != FMeasure(n, n, n+2) {
+			t.Fatalf("long candidate: keep %v best %v/%d, want score %v", keep, best.Score, best.Index, FMeasure(n, n, n+2))
+		}
+	}
+}
