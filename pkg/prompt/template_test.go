@@ -349,3 +349,20 @@ func pyFormat(s, instruction, input string) string {
 	}
 	return out.String()
 }
+
+// FuzzUnescape: AppendUnescaped decodes like encoding/json for every valid
+// string literal.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`"a\nb"`, `"\ud83d\ude00 \u00e9 \/ \\ \""`, `"\ud800"`, `"x\u0000\b\f\r\t"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, lit string) {
+		var want string
+		if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' || !utf8.ValidString(lit) || json.Unmarshal([]byte(lit), &want) != nil {
+			return
+		}
+		if got := string(AppendUnescaped(nil, []byte(lit[1:len(lit)-1]))); got != want {
+			t.Fatalf("AppendUnescaped(%s) = %q, want %q", lit, got, want)
+		}
+	})
+}

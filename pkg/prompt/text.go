@@ -130,3 +130,60 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// AppendUnescaped appends the text of a JSON string literal's body (from
+// valid JSON, checked with CheckBody) to dst: the decoding of encoding/json,
+// without its reflection overhead.
+func AppendUnescaped(dst []byte, body []byte) []byte {
+	for {
+		i := indexBackslash(body)
+		if i < 0 {
+			return append(dst, body...)
+		}
+		dst = append(dst, body[:i]...)
+		if i+1 >= len(body) {
+			return dst
+		}
+		c := body[i+1]
+		body = body[i+2:]
+		switch c {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(body)
+			if r < 0 {
+				return append(dst, "\ufffd"...)
+			}
+			body = body[4:]
+			if r >= 0xD800 && r < 0xDC00 && len(body) >= 6 && body[0] == '\\' && body[1] == 'u' {
+				if lo := hex4(body[2:]); lo >= 0xDC00 && lo < 0xE000 {
+					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+					body = body[6:]
+				}
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+		default: // '"', '\\', '/'
+			dst = append(dst, c)
+		}
+	}
+}
+
+func indexBackslash(b []byte) int {
+	for i, c := range b {
+		if c == '\\' {
+			return i
+		}
+	}
+	return -1
+}

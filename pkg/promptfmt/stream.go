@@ -462,36 +462,42 @@ func (p *processor) extract(dst []byte, name string, rec jsonl.Record) ([]byte, 
 		return dst, err
 	}
 	o := p.opts
-	v, found, err := jsonl.Get(rec.Raw, o.Field)
+	members, err := jsonl.Members(rec.Raw)
 	if err != nil {
 		return dst, p.badf(name, rec, "is %s, want a JSON object", jsonl.TypeName(rec.Raw))
 	}
-	var text string
-	if found {
-		if text, err = p.decode(name, rec, o.Field, v); err != nil {
-			return dst, err
+	var field, pv, cv []byte
+	for _, m := range members {
+		switch m.Key {
+		case o.Field:
+			field = m.Value
+		case "prompt":
+			pv = m.Value
+		case "completion":
+			cv = m.Value
 		}
-	} else {
-		pv, pok, _ := jsonl.Get(rec.Raw, "prompt")
-		cv, cok, _ := jsonl.Get(rec.Raw, "completion")
-		if !pok || !cok {
-			return dst, p.badf(name, rec, "missing field %q (nor a promptfmt record with prompt and completion)", o.Field)
-		}
-		ps, err := p.decode(name, rec, "prompt", pv)
-		if err != nil {
-			return dst, err
-		}
-		cs, err := p.decode(name, rec, "completion", cv)
-		if err != nil {
-			return dst, err
-		}
-		text = ps + cs
 	}
-	resp, ok := p.tpl.Extract(text)
+	var text []byte
+	switch {
+	case field != nil:
+		if text, err = p.decode(nil, name, rec, o.Field, field); err != nil {
+			return dst, err
+		}
+	case pv != nil && cv != nil:
+		if text, err = p.decode(nil, name, rec, "prompt", pv); err != nil {
+			return dst, err
+		}
+		if text, err = p.decode(text, name, rec, "completion", cv); err != nil {
+			return dst, err
+		}
+	default:
+		return dst, p.badf(name, rec, "missing field %q (nor a promptfmt record with prompt and completion)", o.Field)
+	}
+	resp, ok := p.tpl.Extract(string(text))
 	if !ok {
 		return dst, p.badf(name, rec, "response_split %q of template %s not found in the model output", p.tpl.ResponseSplit, p.tpl.Name)
 	}
-	out, err := jsonl.SetString(rec.Raw, o.OutputKey, resp)
+	out, err := jsonl.Set(rec.Raw, o.OutputKey, jsonl.AppendString(make([]byte, 0, len(resp)+8), resp))
 	if err != nil {
 		return dst, p.badf(name, rec, "%v", err)
 	}
@@ -499,13 +505,11 @@ func (p *processor) extract(dst []byte, name string, rec jsonl.Record) ([]byte, 
 	return append(dst, '\n'), nil
 }
 
-func (p *processor) decode(name string, rec jsonl.Record, key string, v []byte) (string, error) {
-	if _, err := p.stringBody(name, rec, key, v); err != nil {
-		return "", err
-	}
-	s, err := jsonl.DecodeString(v)
+// decode appends the text of the string value v to dst.
+func (p *processor) decode(dst []byte, name string, rec jsonl.Record, key string, v []byte) ([]byte, error) {
+	body, err := p.stringBody(name, rec, key, v)
 	if err != nil {
-		return "", p.badf(name, rec, "field %q %v", key, err)
+		return nil, err
 	}
-	return s, nil
+	return prompt.AppendUnescaped(dst, body), nil
 }
