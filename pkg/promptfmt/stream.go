@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -100,6 +102,9 @@ func (p *processor) run(files []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
+	// A closed pipe (promptfmt ... | head) must surface as EPIPE, which
+	// cli.Exit turns into a quiet exit 0, not kill us with SIGPIPE (141).
+	signal.Ignore(syscall.SIGPIPE)
 	prog := cli.NewProgress(stderr, &p.opts.Common)
 	start := time.Now()
 	shown := 0
