@@ -3,6 +3,7 @@ package jsonl
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -63,4 +64,28 @@ func FuzzArrayElements(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzValid: valid agrees with encoding/json.Valid on every input.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e+3,true,false,null,"\u00e9\n"]}`, ` [ ] `, `01`, `-`, `1.`, `1e`, `"\x"`, "\"\x01\"", `{"a" 1}`, `[1,]`, `{"a":1,}`, `"\ud800"`, "\"\xff\"", `tru`, `nul`, `{}x`, `1 2`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := valid(data), json.Valid(data); got != want {
+			t.Fatalf("valid(%q) = %v, json.Valid = %v", data, got, want)
+		}
+	})
+}
+
+func TestValidDepth(t *testing.T) {
+	for _, n := range []int{9999, 10000, 10001, 20000} {
+		for _, open := range []string{"[", `{"a":`} {
+			closing := map[string]string{"[": "]", `{"a":`: "}"}[open]
+			b := []byte(strings.Repeat(open, n) + "1" + strings.Repeat(closing, n))
+			if got, want := valid(b), json.Valid(b); got != want {
+				t.Fatalf("depth %d %s: valid %v, json.Valid %v", n, open, got, want)
+			}
+		}
+	}
 }

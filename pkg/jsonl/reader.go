@@ -160,7 +160,7 @@ func (r *Reader) nextLine() (Record, error) {
 			continue
 		}
 		r.num++
-		if !json.Valid(t) {
+		if !valid(t) {
 			return Record{}, r.errf(lineNo, r.num, "invalid JSON: %s", describeInvalid(t))
 		}
 		raw := make([]byte, len(t))
@@ -219,7 +219,7 @@ func (r *Reader) nextElement() (Record, error) {
 		}
 		return Record{}, r.ioErr(err)
 	}
-	if !json.Valid(val) {
+	if !valid(val) {
 		return Record{}, r.errf(start, r.num, "invalid JSON: %s", describeInvalid(val))
 	}
 	return Record{Raw: compactValid(make([]byte, 0, len(val)), val), Num: r.num, Line: start}, nil

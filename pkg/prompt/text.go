@@ -1,6 +1,7 @@
 package prompt
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
@@ -85,10 +86,11 @@ func CheckBody(body []byte) error {
 		}
 	}
 	for i := 0; i < len(body); i++ {
-		if body[i] != '\\' {
-			continue
+		k := bytes.IndexByte(body[i:], '\\')
+		if k < 0 {
+			break
 		}
-		i++
+		i += k + 1
 		if i+4 >= len(body) || body[i] != 'u' {
 			continue
 		}

@@ -51,6 +51,18 @@ type batch struct {
 	done      chan struct{}
 }
 
+// Output buffers are recycled: a batch's formatted bytes are dropped as soon
+// as they are written.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*batchBytes); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= 8*batchBytes {
+		bufPool.Put(&b)
+	}
+}
+
 // sink is where the output goes: a file written atomically, or stdout.
 type sink interface {
 	io.Writer
@@ -122,7 +134,10 @@ func (p *processor) run(files []string, stdin io.Reader, stdout, stderr io.Write
 			}
 			shown++
 		}
-		if _, err := out.Write(b.out); err != nil {
+		_, err := out.Write(b.out)
+		putBuf(b.out)
+		b.out = nil
+		if err != nil {
 			return err
 		}
 		if b.err != nil {
@@ -304,7 +319,7 @@ func isStructural(e *jsonl.Error) bool {
 // process formats every record of b into b.out; it stops at the first bad
 // record unless --skip-bad.
 func (p *processor) process(b *batch) {
-	out := make([]byte, 0, batchBytes+batchBytes/2)
+	out := getBuf()
 	for _, rec := range b.recs {
 		n := len(out)
 		var err error

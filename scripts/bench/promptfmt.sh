@@ -8,6 +8,7 @@
 # reported, as records/s and MB/s of input. Output goes to files on /tmp
 # (tmpfs or disk), and the two outputs are compared record by record.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
 RUNS=${RUNS:-3}
@@ -36,20 +37,24 @@ fi
 mb=$(awk -v b="$(wc -c < "$data")" 'BEGIN { printf "%.1f", b / 1e6 }')
 nproc=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 
-# best SECONDS of RUNS runs of "$@" (stdout to $out)
+# best "WALL CPU" seconds of RUNS runs of "$@" (stdout to $out); CPU is
+# user+sys of the best run, less sensitive to other jobs than wall time.
 best() {
-  local b="" s e t
+  local b="" r
   for _ in $(seq "$RUNS"); do
-    s=$(date +%s%N)
-    "$@" > "$out"
-    e=$(date +%s%N)
-    t=$(( e - s ))
-    if [ -z "$b" ] || [ "$t" -lt "$b" ]; then b=$t; fi
+    if ! { TIMEFORMAT='%R %U %S'; time "$@" > "$out" 2> "$tmp/err"; } 2> "$tmp/time"; then
+      echo "promptfmt bench: failed: $*" >&2
+      cat "$tmp/err" >&2
+      return 1
+    fi
+    r=$(awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$tmp/time")
+    if [ -z "$b" ] || awk -v a="${r%% *}" -v c="${b%% *}" 'BEGIN { exit !(a < c) }'; then b=$r; fi
   done
-  awk -v ns="$b" 'BEGIN { printf "%.3f", ns / 1e9 }'
+  echo "$b"
 }
-line() { # label seconds records
-  awk -v l="$1" -v s="$2" -v n="$3" -v mb="$mb" 'BEGIN { printf "  %-34s %7.3f s %10.0f records/s %7.1f MB/s\n", l, s, n / s, mb / s }'
+line() { # label "wall cpu" records
+  awk -v l="$1" -v s="${2%% *}" -v c="${2##* }" -v n="$3" -v mb="$mb" 'BEGIN {
+    printf "  %-30s %6.3f s (cpu %6.3f s) %9.0f records/s %6.1f MB/s\n", l, s, c, n / s, mb / s }'
 }
 
 out=$tmp/ours.1.jsonl;  t1=$(best "$BIN/promptfmt" --quiet -j 1 "$data")
@@ -70,8 +75,9 @@ out=$tmp/ref.jsonl;   tr=$(best "$PY" "$REF" "$data")
 out=$tmp/ref.x.jsonl; trx=$(best "$PY" "$REF" --extract "$tmp/ref.jsonl")
 line "python3 reference" "$tr" "$n"
 line "python3 reference --extract" "$trx" "$n"
-awk -v r="$tr" -v a="$t1" -v b="$tN" -v rx="$trx" -v x="$tx" 'BEGIN {
-  printf "  ratio reference/promptfmt: %.1fx (-j 1), %.1fx (all cores); --extract %.1fx\n", r / a, r / b, rx / x }'
+awk -v r="${tr%% *}" -v a="${t1%% *}" -v b="${tN%% *}" -v rx="${trx%% *}" -v x="${tx%% *}" \
+    -v rc="${tr##* }" -v ac="${t1##* }" 'BEGIN {
+  printf "  ratio reference/promptfmt (wall): %.1fx (-j 1), %.1fx (all cores); --extract %.1fx; cpu time -j 1: %.1fx\n", r / a, r / b, rx / x, rc / ac }'
 "$PY" - "$tmp/ours.1.jsonl" "$tmp/ref.jsonl" <<'PYEOF'
 import json, sys
 a, b = open(sys.argv[1], encoding="utf-8"), open(sys.argv[2], encoding="utf-8")
