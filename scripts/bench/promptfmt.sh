@@ -5,7 +5,8 @@
 # Alpaca-like records. Reference: scripts/fixtures/promptfmt_ref.py under
 # /usr/bin/python3 (json module; the str.format_map templating of Alpaca's
 # train.py). Each command runs RUNS times (default 3); the best wall time is
-# reported, as records/s and MB/s of input. Output goes to files on /tmp
+# reported, as records/s and MB/s of input (for --extract: of the prompts
+# file it reads). Output goes to files on /tmp
 # (tmpfs or disk), and the two outputs are compared record by record.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -52,8 +53,8 @@ best() {
   done
   echo "$b"
 }
-line() { # label "wall cpu" records
-  awk -v l="$1" -v s="${2%% *}" -v c="${2##* }" -v n="$3" -v mb="$mb" 'BEGIN {
+line() { # label "wall cpu" records [input MB]
+  awk -v l="$1" -v s="${2%% *}" -v c="${2##* }" -v n="$3" -v mb="${4:-$mb}" 'BEGIN {
     printf "  %-30s %6.3f s (cpu %6.3f s) %9.0f records/s %6.1f MB/s\n", l, s, c, n / s, mb / s }'
 }
 
@@ -64,7 +65,8 @@ out=$tmp/ours.x.jsonl;  tx=$(best "$BIN/promptfmt" --quiet --extract -j "$nproc"
 echo "promptfmt on $(basename "$data"): $mb MB, $n records; best of $RUNS runs; $nproc cores$( [ "$(cat /proc/loadavg 2>/dev/null | cut -d' ' -f1 | cut -d. -f1)" -ge "$nproc" ] 2>/dev/null && echo ', machine busy: numbers noisy')"
 line "promptfmt -j 1" "$t1" "$n"
 line "promptfmt -j $nproc" "$tN" "$n"
-line "promptfmt --extract -j $nproc" "$tx" "$n"
+xmb=$(awk -v b="$(wc -c < "$tmp/ours.N.jsonl")" 'BEGIN { printf "%.1f", b / 1e6 }')
+line "promptfmt --extract -j $nproc" "$tx" "$n" "$xmb"
 cmp -s "$tmp/ours.1.jsonl" "$tmp/ours.N.jsonl" || { echo "promptfmt: -j 1 and -j $nproc outputs differ" >&2; exit 1; }
 
 if [ ! -x "$PY" ]; then
@@ -74,7 +76,7 @@ fi
 out=$tmp/ref.jsonl;   tr=$(best "$PY" "$REF" "$data")
 out=$tmp/ref.x.jsonl; trx=$(best "$PY" "$REF" --extract "$tmp/ref.jsonl")
 line "python3 reference" "$tr" "$n"
-line "python3 reference --extract" "$trx" "$n"
+line "python3 reference --extract" "$trx" "$n" "$xmb"
 awk -v r="${tr%% *}" -v a="${t1%% *}" -v b="${tN%% *}" -v rx="${trx%% *}" -v x="${tx%% *}" \
     -v rc="${tr##* }" -v ac="${t1##* }" 'BEGIN {
   printf "  ratio reference/promptfmt (wall): %.1fx (-j 1), %.1fx (all cores); --extract %.1fx; cpu time -j 1: %.1fx\n", r / a, r / b, rx / x, rc / ac }'
