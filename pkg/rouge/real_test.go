@@ -82,7 +82,7 @@ func readField(tb testing.TB, path, field string) []string {
 func TestRealDataMatchesReference(t *testing.T) {
 	seeds := readField(t, sharedData(t, "seed_tasks.jsonl"), "instruction")
 	data := readField(t, sharedData(t, "alpaca_data.json"), "instruction")
-	n := 2500
+	n := 1500
 	if testing.Short() {
 		n = 600
 	}

@@ -122,7 +122,7 @@ func nearDupStream(rng *rand.Rand, count, vocab, maxLen int) []string {
 
 func TestFilterMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
-	iters := 40
+	iters := 27
 	if testing.Short() {
 		iters = 10
 	}
