@@ -51,6 +51,7 @@ type Filter struct {
 	long  []int32     // pool texts longer than maxLen (never indexed, always verified)
 	next  int         // pool size at which the index is rebuilt
 	seq   *scratch    // scratch of the sequential path
+	pool  sync.Pool   // scratch for SimilarAt and CheckBatch workers
 	*bounds
 }
 
@@ -267,13 +268,14 @@ func (f *Filter) rebuild() {
 
 // scratch is per-worker memory for probing.
 type scratch struct {
-	acc   []accum // per pool text
-	stamp uint32
-	m     matcher
-	elems []elem
-	cands []int32
-	ids   []int32
-	need  []int32
+	acc    []accum // per pool text
+	stamp  uint32
+	m      matcher
+	elems  []elem
+	cands  []int32
+	ids    []int32
+	need   []int32
+	scores []float64
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far
@@ -499,7 +501,11 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s := &scratch{}
+				s, _ := f.pool.Get().(*scratch)
+				if s == nil {
+					s = &scratch{}
+				}
+				defer f.pool.Put(s)
 				for {
 					mu.Lock()
 					lo := nextI
@@ -550,10 +556,18 @@ func (f *Filter) Similar(text string, k int) (top []Match, avg float64) {
 // run concurrently with each other (not with Add or Check).
 func (f *Filter) SimilarAt(text string, k, upto int) (top []Match, avg float64) {
 	upto = min(upto, len(f.texts))
-	s := &scratch{}
-	ids := f.lookup(text, nil)
+	s, _ := f.pool.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	defer f.pool.Put(s)
+	s.ids = f.lookup(text, s.ids)
+	ids := s.ids
 	s.m.set(ids, len(f.df))
-	scores := make([]float64, upto)
+	if cap(s.scores) < upto {
+		s.scores = make([]float64, upto+upto/4)
+	}
+	scores := s.scores[:upto]
 	n := len(ids)
 	type cand struct {
 		sc float64
