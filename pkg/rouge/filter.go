@@ -27,7 +27,7 @@ type Match struct {
 //     must share an element among the first len-α+1 elements of both texts
 //     when elements (token, occurrence) are ordered rare-first by one global
 //     order; only those prefixes are indexed;
-//   - positional bound on the first shared element (PPJoin).
+//   - positional bound on the shared prefix elements found (PPJoin).
 //
 // Survivors are scored with a bit-parallel LCS. The global order is re-derived
 // from document frequencies as the pool doubles.
@@ -82,7 +82,7 @@ func (f *Filter) Len() int { return len(f.texts) }
 // Text is pool text i.
 func (f *Filter) Text(i int) string { return f.texts[i] }
 
-// Tokens are the tokens of pool text i.
+// Tokens is the number of tokens of pool text i.
 func (f *Filter) Tokens(i int) int { return len(f.toks[i]) }
 
 // Add appends text to the pool unconditionally (seed tasks, records kept by
@@ -92,8 +92,8 @@ func (f *Filter) Add(text string) int {
 	return f.add(text, ids)
 }
 
-// lookup tokenizes text into ids without changing the vocabulary; unknown
-// tokens get -1 and their strings are kept in unk (when non-nil) for intern.
+// lookup tokenizes text into ids (appended to buf[:0]) without changing the
+// vocabulary, so it may run concurrently; unknown tokens get -1.
 func (f *Filter) lookup(text string, buf []int32) []int32 {
 	ids := buf[:0]
 	scan(text, func(tok []byte) {
@@ -108,6 +108,9 @@ func (f *Filter) lookup(text string, buf []int32) []int32 {
 
 // resolve replaces -1 ids by ids the vocabulary learned since lookup.
 func (f *Filter) resolve(text string, ids []int32) {
+	if !slices.Contains(ids, -1) {
+		return
+	}
 	i := 0
 	scan(text, func(tok []byte) {
 		if ids[i] < 0 {
@@ -313,7 +316,7 @@ func better(sc float64, i int32, bsc float64, bi int32) bool {
 // probe checks the candidate ids (n tokens) against pool texts with index
 // >= from. The result's best is the highest-scoring pool text among those
 // not pruned; when some score exceeds the threshold it is the exact best of
-// the whole probed range.
+// the whole probed range with ExactBest, else the first such text found.
 func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 	res := result{best: -1}
 	n := len(ids)
