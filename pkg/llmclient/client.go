@@ -274,6 +274,7 @@ func (c *Client) do(ctx context.Context, req Request, first int, res *Result) er
 	maxTokens := req.MaxTokens
 	for attempt := 0; ; attempt++ {
 		body, wait, err := c.call(ctx, req, maxTokens)
+		res.Calls++
 		if err == nil {
 			a, derr := decodeAnswer(body, c.cfg.Chat, first)
 			if derr == nil {
@@ -312,7 +313,7 @@ func (c *Client) do(ctx context.Context, req Request, first int, res *Result) er
 		}
 		d := c.backoff(attempt, wait)
 		res.Retries++
-		c.cfg.Logf("%v; retry %d/%d in %v", err, attempt+1, c.cfg.Retries, d.Round(time.Millisecond))
+		c.cfg.Logf("%v (retry %d/%d in %v)", err, attempt+1, c.cfg.Retries, d.Round(time.Millisecond))
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
