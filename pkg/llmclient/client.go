@@ -45,6 +45,7 @@ type Config struct {
 	CacheDir    string        // "" for no cache
 	HTTPClient  *http.Client  // default: a plain client
 	Logf        func(format string, args ...any)
+	Sleep       func(ctx context.Context, d time.Duration) error // backoff waits (nil: a timer); tests record them
 }
 
 // Request is one call: for completions all prompts go in one request
@@ -159,6 +160,18 @@ func New(cfg Config) *Client {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -314,12 +327,8 @@ func (c *Client) do(ctx context.Context, req Request, first int, res *Result) er
 		d := c.backoff(attempt, wait)
 		res.Retries++
 		c.cfg.Logf("%v (retry %d/%d in %v)", err, attempt+1, c.cfg.Retries, d.Round(time.Millisecond))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := c.cfg.Sleep(ctx, d); err != nil {
+			return err
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -234,10 +235,9 @@ func (s *Server) send(w http.ResponseWriter, v any) {
 	w.Write(b)
 }
 
-func parseReq(w http.ResponseWriter, r *http.Request) (*completionReq, []string, bool) {
+func parseReq(w http.ResponseWriter, body []byte) (*completionReq, []string, bool) {
 	var req completionReq
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
-	if err := dec.Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		apiError(w, 400, "invalid_request_error", "", "could not parse the JSON body: "+err.Error())
 		return nil, nil, false
 	}
@@ -276,10 +276,16 @@ func (s *Server) contextCheck(w http.ResponseWriter, promptTokens, maxTokens int
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	// Read the body first: the server then notices a client going away
+	// (and cancels r.Context()) during the simulated latency.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+	if err != nil {
+		return
+	}
 	if s.fault(w, r) {
 		return
 	}
-	req, stop, ok := parseReq(w, r)
+	req, stop, ok := parseReq(w, body)
 	if !ok {
 		return
 	}
@@ -313,10 +319,16 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	// Read the body first: the server then notices a client going away
+	// (and cancels r.Context()) during the simulated latency.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+	if err != nil {
+		return
+	}
 	if s.fault(w, r) {
 		return
 	}
-	req, stop, ok := parseReq(w, r)
+	req, stop, ok := parseReq(w, body)
 	if !ok {
 		return
 	}
@@ -357,10 +369,11 @@ func (s *Server) answer(prompt string, choice int, stop []string, maxTokens int,
 			next = n + 1
 		}
 	}
-	cont := !chat && tailRE.MatchString(prompt)
-	if cont {
+	opened := tailRE.MatchString(prompt)
+	if opened {
 		next-- // the prompt already opened this task
 	}
+	cont := opened && !chat // chat answers restate "N. Instruction:"
 	h := sha256.Sum256([]byte(prompt))
 	rng := rand.New(rand.NewPCG(s.cfg.Seed^binary.LittleEndian.Uint64(h[:8]), binary.LittleEndian.Uint64(h[8:16])+uint64(choice)))
 	g := gen{stop: stop, limit: maxTokens * 4}
