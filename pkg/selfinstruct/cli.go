@@ -233,7 +233,7 @@ func run(c *config, stdout, stderr io.Writer) error {
 		statePath string
 	)
 	if xio.IsStdio(c.common.Output) {
-		o, err := xio.Create("", c.common.Zstd)
+		o, err := xio.Wrap(stdout, "<stdout>", c.common.Zstd)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,9 @@ func run(c *config, stdout, stderr io.Writer) error {
 			runErr = err
 		}
 	}
-	if !quiet && !xio.IsBrokenPipe(runErr) {
+	var fe *llmclient.FatalError
+	fatalAtOnce := errors.As(runErr, &fe) && g.State().Kept == start.Kept
+	if !quiet && !xio.IsBrokenPipe(runErr) && !fatalAtOnce {
 		summary(stderr, c, g.State(), &start, time.Since(started), cpuTime()-cpu0)
 	}
 	if errors.Is(runErr, context.Canceled) {
