@@ -71,6 +71,7 @@ type config struct {
 	seed                             uint64
 	threshold                        float64
 	noDedup, noAnnotate, chat, print bool
+	timings                          string
 	topK, retries, maxRequests       int
 	retryBase, retryMax, timeout     time.Duration
 	maxFailures, priceIn, priceOut   float64
@@ -128,6 +129,7 @@ comes from $OPENAI_API_KEY or --api-key-file and is never printed.`, example)
 	fs.Float64Var(&c.priceIn, "price-in", 0, "USD per 1M prompt tokens, for the cost estimate (`X`)")
 	fs.Float64Var(&c.priceOut, "price-out", 0, "USD per 1M completion tokens, for the cost estimate (`X`)")
 	fs.BoolVar(&c.print, "print-prompt", false, "print the first prompt and exit (nothing is sent)")
+	fs.StringVar(&c.timings, "timings", "", "append a JSON line {kept, pool, wall_s, cpu_s} to `FILE` every 1000 records kept (benchmarks)")
 	pos, err := cmd.Parse(args)
 	if err == nil && len(pos) > 0 {
 		err = cli.Usagef("unexpected argument %q (seed tasks go in --seeds)", pos[0])
@@ -287,7 +289,23 @@ func run(c *config, stdout, stderr io.Writer) error {
 		Workers: max(c.common.Workers, 1), MaxFailures: c.maxFailures, MaxRequests: c.maxRequests,
 		Logf: func(format string, args ...any) { prog.Done(); logf(format, args...) },
 	}
+	var timings *os.File
+	if c.timings != "" {
+		timings, err = os.OpenFile(c.timings, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer timings.Close()
+	}
+	lastMark := 0
+	if st != nil {
+		lastMark = st.Kept / 1000
+	}
 	opts.OnProgress = func(s *State, inFlight int) {
+		if timings != nil && s.Kept/1000 > lastMark {
+			lastMark = s.Kept / 1000
+			fmt.Fprintf(timings, "{\"kept\":%d,\"pool\":%d,\"wall_s\":%.3f,\"cpu_s\":%.3f}\n", s.Kept, s.Kept+len(seeds), time.Since(started).Seconds(), (cpuTime() - cpu0).Seconds())
+		}
 		el := prog.Elapsed().Seconds()
 		keptRun := s.Kept - start.Kept
 		rate := float64(keptRun) / max(el, 1e-9)

@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // TestResumeAfterKill builds the seedgen binary, kills it with SIGKILL at
