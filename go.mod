@@ -2,6 +2,8 @@ module github.com/alpaca-go/alpaca
 
 go 1.26.8
 
-require github.com/klauspost/compress v1.20.4
-
-require github.com/x448/float16 v0.8.4 // indirect
+require (
+	github.com/klauspost/compress v1.20.4
+	github.com/x448/float16 v0.8.4
+	gonum.org/v1/gonum v0.17.0
+)
