@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +65,7 @@ type State struct {
 }
 
 // State captures the trainer's state.
-func (t *Trainer) State(source string, lastLoss float64) *State {
+func (t *Trainer) State(lastLoss float64) *State {
 	s := &State{Format: StateFormat, Version: StateVersion, Step: t.Step, TotalSteps: t.TotalSteps,
 		Epoch: t.Epoch, BatchIdx: t.BatchIdx, Finished: t.Done(), Elapsed: t.Elapsed,
 		TokensSeen: t.TokensSeen, LastLoss: lastLoss, Warmup: t.Sched.Warmup, Config: t.Cfg}
@@ -75,7 +74,7 @@ func (t *Trainer) State(source string, lastLoss float64) *State {
 	s.Data.Name, s.Data.SHA256 = t.Data.Name, t.Data.Hash
 	s.Data.Examples, s.Data.Tokens, s.Data.Vocab = len(t.Data.Examples), t.Data.Tokens, t.Data.Header.VocabSize
 	s.Data.Fingerprint = t.Data.Header.FingerprintHex()
-	s.Model.Source, s.Model.WeightsDType = source, "float32"
+	s.Model.Source, s.Model.WeightsDType = t.Source, "float32"
 	s.Optimizer.Type, s.Optimizer.File, s.Optimizer.Step = "adamw", OptimizerFile, t.Opt.Step
 	return s
 }
@@ -154,24 +153,44 @@ func ListCheckpoints(dir string) ([]string, error) {
 }
 
 // SaveOptimizer writes the AdamW moments to path as safetensors:
-// "<param>.exp_avg" and "<param>.exp_avg_sq" (F32, the parameter's shape).
+// "<param>.exp_avg" and "<param>.exp_avg_sq" (F32, the parameter's shape),
+// streamed one tensor at a time and renamed into place at the end.
 func (t *Trainer) SaveOptimizer(path string) error {
-	var ts []safetensors.Tensor
-	for i, p := range t.params {
+	var infos []safetensors.TensorInfo
+	for _, p := range t.params {
 		shape := make([]int64, len(p.Shape))
 		for j, s := range p.Shape {
 			shape[j] = int64(s)
 		}
-		ts = append(ts,
-			safetensors.Tensor{Name: p.Name + ".exp_avg", DType: "F32", Shape: shape, Data: safetensors.EncodeFloat32("F32", t.Opt.ExpAvg[i])},
-			safetensors.Tensor{Name: p.Name + ".exp_avg_sq", DType: "F32", Shape: shape, Data: safetensors.EncodeFloat32("F32", t.Opt.ExpAvgSq[i])})
+		infos = append(infos,
+			safetensors.TensorInfo{Name: p.Name + ".exp_avg", DType: safetensors.F32, Shape: shape},
+			safetensors.TensorInfo{Name: p.Name + ".exp_avg_sq", DType: safetensors.F32, Shape: shape})
 	}
 	meta := map[string]string{
 		"format": "alpaca-go-adamw", "step": strconv.FormatInt(t.Opt.Step, 10),
 		"beta1": fmt.Sprint(t.Opt.Beta1), "beta2": fmt.Sprint(t.Opt.Beta2),
 		"eps": fmt.Sprint(t.Opt.Eps), "weight_decay": fmt.Sprint(t.Opt.WeightDecay),
 	}
-	return safetensors.WriteFile(path, ts, meta)
+	w, err := safetensors.NewWriter(path, infos, meta)
+	if err != nil {
+		return err
+	}
+	for i, p := range t.params {
+		for _, part := range []struct {
+			suffix string
+			v      []float32
+		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
+			data, err := safetensors.EncodeFloat32(safetensors.F32, part.v)
+			if err == nil {
+				err = w.WriteTensor(p.Name+part.suffix, data)
+			}
+			if err != nil {
+				w.Abort()
+				return err
+			}
+		}
+	}
+	return w.Commit()
 }
 
 // LoadOptimizer reads the moments written by SaveOptimizer.
@@ -297,7 +316,7 @@ func show(v any) string {
 // everything goes to a temporary directory beside it, which is renamed
 // into place (an existing final is replaced). The model is saved as dtype;
 // tokenizer files are copied from srcModel.
-func (t *Trainer) SaveDir(final, srcModel, dtype string, withOptimizer bool, lastLoss float64) (err error) {
+func (t *Trainer) SaveDir(final, dtype string, withOptimizer bool, lastLoss float64) (err error) {
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -311,7 +330,7 @@ func (t *Trainer) SaveDir(final, srcModel, dtype string, withOptimizer bool, las
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := t.writeInto(tmp, srcModel, dtype, withOptimizer, lastLoss); err != nil {
+	if err := t.writeInto(tmp, dtype, withOptimizer, lastLoss); err != nil {
 		return err
 	}
 	if _, err := os.Stat(final); err == nil {
@@ -325,22 +344,19 @@ func (t *Trainer) SaveDir(final, srcModel, dtype string, withOptimizer bool, las
 	return os.Rename(tmp, final)
 }
 
-func (t *Trainer) writeInto(dir, srcModel, dtype string, withOptimizer bool, lastLoss float64) error {
+func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss float64) error {
 	if err := t.Model.Save(dir, dtype); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	for _, name := range TokenizerFiles {
-		if srcModel == "" {
-			break
-		}
+	for _, name := range sortedKeys(t.Files) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			continue // written by Save
 		}
-		if err := copyFile(filepath.Join(srcModel, name), filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(filepath.Join(dir, name), t.Files[name], 0o644); err != nil {
 			return err
 		}
 	}
-	st := t.State(srcModel, lastLoss)
+	st := t.State(lastLoss)
 	st.Model.WeightsDType = dtype
 	if withOptimizer {
 		if err := t.SaveOptimizer(filepath.Join(dir, OptimizerFile)); err != nil {
@@ -359,7 +375,7 @@ func (t *Trainer) writeInto(dir, srcModel, dtype string, withOptimizer bool, las
 // SaveFinal writes the final model into out (which may already hold
 // checkpoints): the files are written to a temporary directory, then each
 // is renamed into out, trainer_state.json last.
-func (t *Trainer) SaveFinal(out, srcModel, dtype string, lastLoss float64) (err error) {
+func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -368,7 +384,7 @@ func (t *Trainer) SaveFinal(out, srcModel, dtype string, lastLoss float64) (err 
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := t.writeInto(tmp, srcModel, dtype, dtype == "float32", lastLoss); err != nil {
+	if err := t.writeInto(tmp, dtype, dtype == "float32", lastLoss); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(tmp)
@@ -406,19 +422,28 @@ func PruneCheckpoints(out string, keep int) error {
 	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// ReadModelFiles reads the tokenizer files present in a model directory
+// (TokenizerFiles), to be written into every checkpoint.
+func ReadModelFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, name := range TokenizerFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		files[name] = b
 	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
+	return files, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	sort.Strings(ks)
+	return ks
 }

@@ -45,8 +45,11 @@ func (m *bigram) ZeroGrad() {
 func (m *bigram) Save(dir, dtype string) error {
 	var ts []safetensors.Tensor
 	for _, p := range m.ps {
-		ts = append(ts, safetensors.Tensor{Name: p.Name, DType: "F32", Shape: []int64{int64(m.V), int64(m.H)},
-			Data: safetensors.EncodeFloat32("F32", p.W)})
+		data, err := safetensors.EncodeFloat32(safetensors.F32, p.W)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: []int64{int64(m.V), int64(m.H)}, Data: data})
 	}
 	return safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, nil)
 }

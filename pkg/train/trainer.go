@@ -126,6 +126,9 @@ type Trainer struct {
 	Opt   *AdamW
 	Sched Schedule
 
+	Source string            // the model directory training started from (recorded in checkpoints)
+	Files  map[string][]byte // extra files (tokenizer) written into every saved directory
+
 	Step       int     // optimizer steps done
 	Epoch      int     // data position: epoch of the next step (0-based)
 	BatchIdx   int     // data position: global batch of the next step within its epoch

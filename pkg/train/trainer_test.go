@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 func testConfig() Config {
@@ -141,7 +139,7 @@ func TestResumeIsBitExact(t *testing.T) {
 		first, _ := New(cfg, newBigram(16, 8, 9), d)
 		head := run(t, first, at)
 		ck := filepath.Join(dir, "checkpoint")
-		if err := first.SaveDir(ck, "", "float32", true, head[len(head)-1]); err != nil {
+		if err := first.SaveDir(ck, "float32", true, head[len(head)-1]); err != nil {
 			t.Fatal(err)
 		}
 		// a different init, so that only the checkpoint can make it equal
@@ -183,7 +181,7 @@ func TestResumeRejectsOtherSettings(t *testing.T) {
 	tr, _ := New(cfg, newBigram(16, 8, 9), d)
 	run(t, tr, 1)
 	ck := filepath.Join(t.TempDir(), "ck")
-	if err := tr.SaveDir(ck, "", "float32", true, 0); err != nil {
+	if err := tr.SaveDir(ck, "float32", true, 0); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := ReadState(ck)
@@ -201,7 +199,9 @@ func TestResumeRejectsOtherSettings(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
@@ -284,7 +284,7 @@ func TestSaveDirIsAtomicOnError(t *testing.T) {
 	d := synthData(8, 16, 2)
 	tr, _ := New(testConfig(), &failingSave{newBigram(16, 8, 9)}, d)
 	out := t.TempDir()
-	err := tr.SaveDir(filepath.Join(out, "checkpoint-1"), "", "float32", true, 0)
+	err := tr.SaveDir(filepath.Join(out, "checkpoint-1"), "float32", true, 0)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -297,5 +297,3 @@ func TestSaveDirIsAtomicOnError(t *testing.T) {
 type failingSave struct{ *bigram }
 
 func (f *failingSave) Save(dir, dtype string) error { return errors.New("no space left on device") }
-
-var _ Model = (*llama.Model)(nil)
