@@ -127,3 +127,8 @@ func FileFingerprint(path string) ([]byte, error) {
 	s := sha256.Sum256(b)
 	return s[:], nil
 }
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
