@@ -12,13 +12,13 @@ import (
 
 // BatchConfig says how examples become model batches.
 type BatchConfig struct {
-	SeqLen      int  // longest row; longer examples are truncated to it
-	Packing     bool // pack several examples into one row (attention kept inside each example)
-	BatchSize   int  // examples per optimizer step (global batch); used when BatchTokens is 0
-	BatchTokens int  // tokens per optimizer step instead: examples are added while they fit
-	MicroBatch  int  // rows per forward/backward pass
-	Shuffle     bool // shuffle the examples every epoch
-	Seed        int64
+	SeqLen      int   `json:"seq_len"`      // longest row; longer examples are truncated to it
+	Packing     bool  `json:"packing"`      // pack several examples into one row (attention kept inside each example)
+	BatchSize   int   `json:"batch_size"`   // examples per optimizer step (global batch); used when BatchTokens is 0
+	BatchTokens int   `json:"batch_tokens"` // tokens per optimizer step instead: examples are added while they fit
+	MicroBatch  int   `json:"micro_batch"`  // rows per forward/backward pass
+	Shuffle     bool  `json:"shuffle"`      // shuffle the examples every epoch
+	Seed        int64 `json:"seed"`
 }
 
 // Validate checks the configuration.

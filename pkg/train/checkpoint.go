@@ -369,7 +369,22 @@ func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss floa
 	if err != nil {
 		return err
 	}
-	return xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n'))
+	if err := xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n')); err != nil {
+		return err
+	}
+	// temporary files are created 0600; a model directory is for sharing
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // SaveFinal writes the final model into out (which may already hold

@@ -42,7 +42,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case "plot":
 			return PlotMain(args[1:], stdin, stdout, stderr)
 		case "init":
-			return InitMain(args[1:], stdin, stdout, stderr)
+			return llama.InitMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}
