@@ -275,7 +275,7 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	}
 
 	// Data first: it is cheap to check and its errors are the common ones.
-	data, err := OpenDataset(f.data)
+	data, err := openDataset(f.data, stdin)
 	if err != nil {
 		return err
 	}

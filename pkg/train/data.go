@@ -68,8 +68,16 @@ func ReadDataset(r io.Reader, name string) (*Dataset, error) {
 
 // OpenDataset reads the token stream at path ("" or "-" = stdin; zstd is
 // detected).
-func OpenDataset(path string) (*Dataset, error) {
-	in, err := xio.Open(path)
+func OpenDataset(path string) (*Dataset, error) { return openDataset(path, os.Stdin) }
+
+func openDataset(path string, stdin io.Reader) (*Dataset, error) {
+	var in *xio.Input
+	var err error
+	if xio.IsStdio(path) {
+		in, err = xio.NewInput(stdin, "<stdin>", nil)
+	} else {
+		in, err = xio.Open(path)
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no such file", path)
