@@ -5,7 +5,7 @@
 # PyTorch CPU (plain-torch LlamaForCausalLM, same shapes, same threads) in
 # the same run. Prints seconds per step, tokens/s, peak RSS and the ratio.
 # Env: BIN (binaries), THREADS (default: all cores), STEPS (default 4; the
-# first step of each side is not timed), SHAPES (default "tiny 4 128" "small 2 128": preset, rows, seq-len).
+# first step of each side is not timed), SHAPES (default "tiny 4 128;small 2 128": preset rows seq-len; ...).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
@@ -22,7 +22,8 @@ have_torch=0
 if "$PY" -c 'import torch' 2>/dev/null; then have_torch=1; fi
 
 printf '%-6s %4s %4s %8s | %10s %10s %8s | %10s %10s %8s | %s\n' config B T threads "ours s/st" "ours tok/s" "RSS MB" "torch s/st" "torch tok/s" "RSS MB" "ours/torch time"
-for spec in ${SHAPES:-"tiny 4 128" "small 2 128"}; do
+IFS=';' read -ra specs <<<"${SHAPES:-tiny 4 128;small 2 128}"
+for spec in "${specs[@]}"; do
   set -- $spec
   name=$1 B=$2 T=$3
   "$BIN/trainer" init --preset "$name" --vocab 32000 --out "$tmp/$name" --quiet || exit 1
