@@ -297,3 +297,23 @@ func TestSaveDirIsAtomicOnError(t *testing.T) {
 type failingSave struct{ *bigram }
 
 func (f *failingSave) Save(dir, dtype string) error { return errors.New("no space left on device") }
+
+func TestRunInterrupt(t *testing.T) {
+	d := synthData(40, 16, 2)
+	tr, _ := New(testConfig(), newBigram(16, 8, 9), d)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	interrupted := 0
+	err := tr.Run(ctx, Hooks{
+		OnStep: func(r StepResult) error {
+			if r.Step == 3 {
+				cancel()
+			}
+			return nil
+		},
+		OnInterrupt: func() error { interrupted++; return nil },
+	})
+	if !errors.Is(err, context.Canceled) || interrupted != 1 || tr.Step != 3 {
+		t.Errorf("err %v, OnInterrupt called %d times, stopped at step %d (want 3)", err, interrupted, tr.Step)
+	}
+}
