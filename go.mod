@@ -21,3 +21,5 @@ require (
 	golang.org/x/image v0.25.0 // indirect
 	golang.org/x/text v0.23.0 // indirect
 )
+
+require golang.org/x/sys v0.50.0

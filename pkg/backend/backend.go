@@ -15,9 +15,12 @@ package backend
 type AttnShape struct{ B, T, NH, NKV, HD int }
 
 // AdamW holds the hyper-parameters of one AdamW update (PyTorch semantics:
-// decoupled weight decay w -= lr*wd*w, bias-corrected moments).
+// decoupled weight decay w *= 1-lr*wd, bias-corrected moments). Like
+// PyTorch's Python-float hyper-parameters they are float64; derived
+// constants (1-beta, lr/bias_correction) are formed in float64 and rounded
+// once to float32.
 type AdamW struct {
-	LR, Beta1, Beta2, Eps, WeightDecay float32
+	LR, Beta1, Beta2, Eps, WeightDecay float64
 	Step                               int // 1-based step number used for bias correction
 }
 

@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -123,7 +122,7 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 	}()
 	cfg := m.Config
 	cfg.TorchDtype = dt.TorchName()
-	cj, err := json.Marshal(cfg)
+	cj, err := cfg.MarshalJSON() // direct call keeps the one-key-per-line layout
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func New(threads int) *CPU {
 var _ backend.Backend = (*CPU)(nil)
 
 // Name says which matmul path runs.
-func (c *CPU) Name() string { return "cpu (" + blasName + ")" }
+func (c *CPU) Name() string { return "cpu (" + blasName() + ")" }
 
 // Threads is the number of goroutines used.
 func (c *CPU) Threads() int { return c.threads }
@@ -68,7 +68,7 @@ func (c *CPU) MatMul(transA, transB bool, m, n, k int, alpha float32, a []float3
 	if m == 0 || n == 0 {
 		return
 	}
-	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+	c.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
 // RMSNorm: y = w * x * rstd, rstd = 1/sqrt(mean(x^2)+eps).
@@ -157,7 +157,7 @@ func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin 
 	})
 }
 
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
 // SwiGLU: y = silu(gate)*up.
 func (c *CPU) SwiGLU(y, gate, up []float32) {
@@ -201,16 +201,19 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 				for _, v := range l {
 					mx = max(mx, v)
 				}
+				lt := l[t]
 				var sum float64
-				for _, v := range l {
-					sum += math.Exp(float64(v - mx))
+				for i, v := range l {
+					e := expf(v - mx)
+					d[i] = e
+					sum += float64(e)
 				}
 				lse := float64(mx) + math.Log(sum)
-				sums[ch] += lse - float64(l[t])
+				sums[ch] += lse - float64(lt)
 				cnts[ch]++
-				inv := 1 / sum
-				for i, v := range l {
-					d[i] = scale * float32(math.Exp(float64(v-mx))*inv)
+				k := scale * float32(1/sum)
+				for i, e := range d {
+					d[i] = k * e
 				}
 				d[t] -= scale
 			}
@@ -225,28 +228,49 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 	return s, n
 }
 
-// AdamWUpdate: one AdamW step with PyTorch's arithmetic order.
+// AdamWUpdate: one AdamW step with PyTorch's (single-tensor, foreach off)
+// arithmetic: w *= 1-lr*wd; m = m + (g-m)*(1-b1); v = v*b2 + (1-b2)*g*g;
+// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
 func (c *CPU) AdamWUpdate(w, g, m, v []float32, p backend.AdamW) {
-	b1, b2 := float64(p.Beta1), float64(p.Beta2)
-	bc1 := 1 - math.Pow(b1, float64(p.Step))
-	bc2 := 1 - math.Pow(b2, float64(p.Step))
-	stepSize := float32(float64(p.LR) / bc1)
+	bc1 := 1 - math.Pow(p.Beta1, float64(p.Step))
+	bc2 := 1 - math.Pow(p.Beta2, float64(p.Step))
+	stepSize := float32(p.LR / bc1)
 	bc2s := float32(math.Sqrt(bc2))
-	decay := 1 - p.LR*p.WeightDecay
-	beta1, beta2 := p.Beta1, p.Beta2
-	eps := p.Eps
+	decay := float32(1 - p.LR*p.WeightDecay)
+	omb1, beta2, omb2 := float32(1-p.Beta1), float32(p.Beta2), float32(1-p.Beta2)
+	eps := float32(p.Eps)
+	wd := p.WeightDecay != 0
 	c.parallel(len(w), 1<<14, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gi := g[i]
 			wi := w[i]
-			if p.WeightDecay != 0 {
+			if wd {
 				wi *= decay
 			}
-			mi := m[i] + (gi-m[i])*(1-beta1)
-			vi := v[i]*beta2 + (1-beta2)*gi*gi
+			mi := m[i] + (gi-m[i])*omb1
+			vi := v[i]*beta2 + omb2*gi*gi
 			m[i], v[i] = mi, vi
 			denom := float32(math.Sqrt(float64(vi)))/bc2s + eps
 			w[i] = wi - stepSize*(mi/denom)
 		}
 	})
+}
+
+// checkGemm panics (like gonum does) when a slice is too short for the
+// shapes, before any assembly or C code touches memory.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	rowsA, colsA := m, k
+	if transA {
+		rowsA, colsA = k, m
+	}
+	rowsB, colsB := k, n
+	if transB {
+		rowsB, colsB = n, k
+	}
+	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
+		panic("cpu: sgemm: bad leading dimension")
+	}
+	if k > 0 && (len(a) < (rowsA-1)*lda+colsA || len(b) < (rowsB-1)*ldb+colsB) || len(c) < (m-1)*ldc+n {
+		panic("cpu: sgemm: slice too short")
+	}
 }
