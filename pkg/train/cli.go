@@ -252,6 +252,9 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 			}
 		}
 		source = st.Model.Source
+		if f.model != "" && filepath.Clean(f.model) != filepath.Clean(source) {
+			return cli.Usagef("--resume continues the checkpoint's model (trained from %s); leave out --model %s", source, f.model)
+		}
 		if cfg, err = configFromFlags(f, set, st.Config, true); err != nil {
 			return err
 		}

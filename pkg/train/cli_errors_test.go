@@ -63,6 +63,7 @@ func TestCLIErrors(t *testing.T) {
 		{"out not writable", []string{"--model", base, "--data", good, "--out", filepath.Join(blocker, "sub"), "--max-steps", "1", "--quiet"}, 1, "not a directory"},
 		{"resume other lr", []string{"--resume", done, "--data", good, "--lr", "1e-3"}, 1, "lr 2e-05 in the checkpoint, 0.001 now"},
 		{"resume other data", []string{"--resume", done, "--data", padVocab}, 1, "was trained on other data"},
+		{"resume other model", []string{"--resume", done, "--data", good, "--model", out("x")}, 2, "leave out --model"},
 		{"resume nothing", []string{"--resume", base, "--data", good}, 1, "holds no trainer checkpoint"},
 		{"nan", std("nan", "--data", good, "--lr", "1e30", "--schedule", "constant", "--warmup-steps", "0", "--max-steps", "20", "--save-every", "1", "--batch-size", "4"), 1,
 			"step 2: loss is NaN; stopped without saving this step (last good checkpoint: " + filepath.Join(out("nan"), "checkpoint-1") + ")"},
