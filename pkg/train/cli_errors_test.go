@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestCLIErrors(t *testing.T) {
@@ -105,6 +107,21 @@ func TestCLIStdinAndHelp(t *testing.T) {
 	}
 	if o.Len() != 0 {
 		t.Errorf("stdout not empty: %q", o.String())
+	}
+	// a zstd-compressed stream reads the same (same data hash as the plain one)
+	var z bytes.Buffer
+	zw, _ := zstd.NewWriter(&z)
+	zw.Write(b)
+	zw.Close()
+	zpath := filepath.Join(dir, "t.bin.zst")
+	os.WriteFile(zpath, z.Bytes(), 0o644)
+	dz, err := OpenDataset(zpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, _ := OpenDataset(data)
+	if dz.Hash != dp.Hash || len(dz.Examples) != 6 {
+		t.Errorf("zstd stream: %d examples, hash %s vs %s", len(dz.Examples), dz.Hash, dp.Hash)
 	}
 	for _, args := range [][]string{{"--help"}, {"plot", "--help"}, {"init", "--help"}} {
 		code, stdout, _ := runCLI(args...)
