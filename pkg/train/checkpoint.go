@@ -60,15 +60,16 @@ type State struct {
 		File string `json:"file"`
 		Step int64  `json:"step"`
 	} `json:"optimizer"`
-	Warmup int    `json:"warmup_steps_resolved"`
-	Config Config `json:"config"`
+	Threads int    `json:"threads"` // CPU threads: results depend on them, resuming uses the same
+	Warmup  int    `json:"warmup_steps_resolved"`
+	Config  Config `json:"config"`
 }
 
 // State captures the trainer's state.
 func (t *Trainer) State(lastLoss float64) *State {
 	s := &State{Format: StateFormat, Version: StateVersion, Step: t.Step, TotalSteps: t.TotalSteps,
 		Epoch: t.Epoch, BatchIdx: t.BatchIdx, Finished: t.Done(), Elapsed: t.Elapsed,
-		TokensSeen: t.TokensSeen, LastLoss: lastLoss, Warmup: t.Sched.Warmup, Config: t.Cfg}
+		TokensSeen: t.TokensSeen, LastLoss: lastLoss, Warmup: t.Sched.Warmup, Config: t.Cfg, Threads: t.Threads}
 	s.RNG.Algorithm = "pcg64(seed, epoch) fisher-yates"
 	s.RNG.Seed, s.RNG.Epoch = t.Cfg.Batch.Seed, t.Epoch
 	s.Data.Name, s.Data.SHA256 = t.Data.Name, t.Data.Hash

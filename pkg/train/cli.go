@@ -286,9 +286,17 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if err != nil {
 		return err
 	}
-	if f.common.Workers > 0 {
-		m.SetBackend(cpu.New(f.common.Workers))
+	if st != nil && st.Threads > 0 && f.common.Workers != st.Threads {
+		if set["workers"] {
+			logf("note: the checkpoint ran with -j %d; with -j %d the continued run is not bit-identical to an uninterrupted one", st.Threads, f.common.Workers)
+		} else {
+			f.common.Workers = st.Threads // same split of the work, same bits
+		}
 	}
+	if f.common.Workers < 1 {
+		return cli.Usagef("-j %d: need at least one thread", f.common.Workers)
+	}
+	m.SetBackend(cpu.New(f.common.Workers))
 	files, err := ReadModelFiles(modelDir)
 	if err != nil {
 		return err
@@ -311,7 +319,7 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if err != nil {
 		return err
 	}
-	tr.Source, tr.Files = source, files
+	tr.Source, tr.Files, tr.Threads = source, files, f.common.Workers
 	if st != nil {
 		if err := tr.Restore(ck, st); err != nil {
 			return err

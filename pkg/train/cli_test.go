@@ -116,7 +116,7 @@ func TestCLIResumeBitExact(t *testing.T) {
 	data := filepath.Join(dir, "tokens.bin")
 	writeStream(t, data, testVocab, fp, 40, 1)
 	common := []string{"--model", base, "--data", data, "--batch-size", "4", "--micro-batch", "2",
-		"--seq-len", "24", "--epochs", "2", "--lr", "3e-3", "--quiet"} // 10 steps per epoch
+		"--seq-len", "24", "--epochs", "2", "--lr", "3e-3", "--quiet", "-j", "1"} // 10 steps per epoch
 
 	straight := filepath.Join(dir, "straight")
 	if code, _, stderr := runCLI(append(common, "--out", straight, "--metrics", straight+".jsonl")...); code != 0 {
@@ -134,6 +134,8 @@ func TestCLIResumeBitExact(t *testing.T) {
 			os.RemoveAll(filepath.Join(split, e.Name()))
 		}
 	}
+	// no -j: the resumed run takes the checkpoint's thread count (the CPU
+	// results depend on how the work is split)
 	code, _, stderr := runCLI("--resume", split, "--data", data, "--metrics", split+".jsonl", "--quiet")
 	if code != 0 {
 		t.Fatalf("resume: %d %s", code, stderr)

@@ -128,6 +128,9 @@ type Trainer struct {
 
 	Source string            // the model directory training started from (recorded in checkpoints)
 	Files  map[string][]byte // extra files (tokenizer) written into every saved directory
+	// Threads is the CPU thread count of the model's backend (recorded:
+	// the CPU results depend on how the work is split).
+	Threads int
 
 	Step       int     // optimizer steps done
 	Epoch      int     // data position: epoch of the next step (0-based)
