@@ -287,7 +287,7 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		return err
 	}
 	if st != nil && st.Threads > 0 && f.common.Workers != st.Threads {
-		if set["workers"] {
+		if set["workers"] || set["j"] {
 			logf("note: the checkpoint ran with -j %d; with -j %d the continued run is not bit-identical to an uninterrupted one", st.Threads, f.common.Workers)
 		} else {
 			f.common.Workers = st.Threads // same split of the work, same bits
