@@ -392,6 +392,9 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 			return nil
 		},
 	}
+	tr.OnMicro = func(done, total int) {
+		prog.Update("step %d/%d  micro-batch %d/%d  last loss %.4f", tr.Step+1, tr.TotalSteps, done+1, total, last.Loss)
+	}
 	err = tr.Run(ctx, hooks)
 	prog.Done()
 	var nf *NonFiniteError

@@ -128,6 +128,9 @@ type Trainer struct {
 
 	Source string            // the model directory training started from (recorded in checkpoints)
 	Files  map[string][]byte // extra files (tokenizer) written into every saved directory
+	// OnMicro, when set, is called after each micro-batch of a step
+	// (progress for big models, whose micro-batches take long).
+	OnMicro func(done, total int)
 	// Threads is the CPU thread count of the model's backend (recorded:
 	// the CPU results depend on how the work is split).
 	Threads int
@@ -212,7 +215,10 @@ func (t *Trainer) TrainStep() (StepResult, error) {
 	t.Model.ZeroGrad()
 	var lossSum, hfLoss float64
 	k := float64(len(mbs))
-	for _, b := range mbs {
+	for mi, b := range mbs {
+		if mi > 0 && t.OnMicro != nil {
+			t.OnMicro(mi, len(mbs))
+		}
 		want := CountTargets(b)
 		if want == 0 {
 			continue // nothing to learn; HF would produce NaN here
