@@ -90,7 +90,7 @@ func TrainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.gradAccum, "grad-accum", 0, "Hugging Face style: global batch = --micro-batch × `N` examples (instead of --batch-size)")
 	fs.IntVar(&f.seqLen, "seq-len", def.Batch.SeqLen, "row length in tokens (`N`); longer examples are truncated")
 	fs.BoolVar(&f.noPacking, "no-packing", false, "one example per row, padded to the longest in the micro-batch (the original Alpaca collator)")
-	fs.StringVar(&f.reduction, "loss-reduction", def.LossReduction, "`KIND` tokens: mean over every target token of the global batch; hf: mean per micro-batch, averaged over the micro-batches (HF Trainer)")
+	fs.StringVar(&f.reduction, "loss-reduction", def.LossReduction, "`KIND`: tokens = mean over every target token of the global batch; hf = mean per micro-batch, averaged over the micro-batches (HF Trainer)")
 	fs.Int64Var(&f.seed, "seed", def.Batch.Seed, "shuffle seed `N`")
 	fs.BoolVar(&f.noShuffle, "no-shuffle", false, "keep the stream's order in every epoch")
 	fs.IntVar(&f.saveEvery, "save-every", 0, "write OUT/checkpoint-N every `N` steps (0: only the final model)")
