@@ -23,6 +23,7 @@ type acts struct {
 	dx, dA, dq, dk, dv, dI1, dI2, dI3 []float32
 	// target rows
 	rows   []int32
+	tg     []int32
 	xg     []float32
 	logits []float32
 }
@@ -187,7 +188,8 @@ func (m *Model) ForwardBackward(b *Batch, scale float32) (lossSum float64, n int
 		a.logits = make([]float32, nt*V)
 	}
 	xg, logits := a.xg[:nt*D], a.logits[:nt*V]
-	tg := make([]int32, nt)
+	a.tg = append(a.tg[:0], make([]int32, nt)...)
+	tg := a.tg
 	for r, i := range a.rows {
 		copy(xg[r*D:(r+1)*D], a.xnF[int(i)*D:(int(i)+1)*D])
 		tg[r] = b.Target[i]

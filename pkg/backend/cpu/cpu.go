@@ -98,7 +98,10 @@ func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int) {
 	if rows < nch {
 		nch = max(rows, 1)
 	}
-	part := make([]float32, nch*dim)
+	pp := getBuf(nch * dim)
+	defer packPool.Put(pp)
+	part := *pp
+	clear(part)
 	c.parallel(nch, 1, func(clo, chi int) {
 		for ch := clo; ch < chi; ch++ {
 			pw := part[ch*dim : (ch+1)*dim]
