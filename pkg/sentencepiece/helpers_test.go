@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -147,4 +146,6 @@ func textsOf(fs []fixture) []string {
 	return out
 }
 
-var _ = strings.TrimSpace
+
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
