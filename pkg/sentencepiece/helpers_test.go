@@ -146,6 +146,4 @@ func textsOf(fs []fixture) []string {
 	return out
 }
 
-
-
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -127,11 +127,11 @@ type Model struct {
 	// Fingerprint is the SHA-256 of the .model file bytes.
 	Fingerprint [32]byte
 
-	pieceIDs map[string]int32 // normal, user-defined, unused (the BPE vocabulary)
-	reserved map[string]int32 // unknown, control, byte
-	unk      int32
-	byteIDs  [256]int32 // byte fallback piece per byte value, -1 when absent
-	hasUnused bool
+	pieceIDs    map[string]int32 // normal, user-defined, unused (the BPE vocabulary)
+	reserved    map[string]int32 // unknown, control, byte
+	unk         int32
+	byteIDs     [256]int32 // byte fallback piece per byte value, -1 when absent
+	hasUnused   bool
 	userDefined []string
 
 	norm        *normalizer

@@ -59,6 +59,7 @@ func spmTrain(t *testing.T, dir, name, text string, args ...string) string {
 func testTexts(t testing.TB) []string {
 	texts := textsOf(readFixtures(t, filepath.Join("testdata", "corpus.jsonl")))
 	texts = append(texts, strings.Split(trainingText(t, 300), "\n")[:400]...)
+	texts = append(texts, "a<sep>b [INST] kato<sep><sep>x", " kato kato  kato", "<sep>", "[INST]<s>hi</s>", "ka to <ctl>中文 中文中文")
 	return texts
 }
 
