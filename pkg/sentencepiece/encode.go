@@ -97,8 +97,18 @@ func (e *Encoder) Encode(text string) []int32 { return e.Append(nil, text) }
 
 // Append appends the ids of text to dst.
 func (e *Encoder) Append(dst []int32, text string) []int32 {
+	return e.append(dst, text, e.m.Normalizer.AddDummyPrefix)
+}
+
+// AppendContinuation appends the ids of text encoded as the continuation
+// of earlier text: without the dummy ▁ prefix the model may add.
+func (e *Encoder) AppendContinuation(dst []int32, text string) []int32 {
+	return e.append(dst, text, false)
+}
+
+func (e *Encoder) append(dst []int32, text string, dummy bool) []int32 {
 	m := e.m
-	e.norm = m.norm.normalize(e.norm[:0], text)
+	e.norm = m.norm.normalizeOpt(e.norm[:0], text, dummy)
 	s := e.norm
 	if len(s) == 0 {
 		return dst

@@ -125,12 +125,17 @@ func (n *normalizer) prefix(s string) (string, int) {
 
 // normalize appends the normalized form of s to dst.
 func (n *normalizer) normalize(dst []byte, s string) []byte {
+	return n.normalizeOpt(dst, s, n.spec.AddDummyPrefix)
+}
+
+// normalizeOpt is normalize with the dummy prefix on or off.
+func (n *normalizer) normalizeOpt(dst []byte, s string, dummy bool) []byte {
 	spec := n.spec
 	if len(s) == 0 {
 		return dst
 	}
 	if n.identity && !spec.RemoveExtraWhitespaces {
-		return n.normalizeIdentity(dst, s)
+		return n.normalizeIdentity(dst, s, dummy)
 	}
 	if spec.RemoveExtraWhitespaces {
 		for len(s) > 0 {
@@ -149,7 +154,7 @@ func (n *normalizer) normalize(dst []byte, s string) []byte {
 	if spec.EscapeWhitespaces {
 		ws = SpaceSymbol
 	}
-	if spec.AddDummyPrefix {
+	if dummy {
 		dst = append(dst, ws...)
 	}
 	prevSpace := spec.RemoveExtraWhitespaces
@@ -184,9 +189,9 @@ func (n *normalizer) normalize(dst []byte, s string) []byte {
 // normalizeIdentity is normalize for the identity map without whitespace
 // removal (the LLaMA settings): dummy prefix, spaces escaped, invalid UTF-8
 // replaced.
-func (n *normalizer) normalizeIdentity(dst []byte, s string) []byte {
+func (n *normalizer) normalizeIdentity(dst []byte, s string, dummy bool) []byte {
 	esc := n.spec.EscapeWhitespaces
-	if n.spec.AddDummyPrefix {
+	if dummy {
 		if esc {
 			dst = append(dst, SpaceSymbol...)
 		} else {
