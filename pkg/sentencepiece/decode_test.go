@@ -134,3 +134,52 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoundTripTrained is FuzzRoundTrip with a small model trained by our
+// trainer (needs nothing outside the repo), and checks that encoding never
+// produces an id outside the vocabulary.
+func FuzzRoundTripTrained(f *testing.F) {
+	m, err := Parse(trainModel(f, 700, TrainOptions{SplitDigits: true}, trainingText(f, 500)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, fx := range readFixtures(f, filepath.Join("testdata", "corpus.jsonl")) {
+		f.Add(fx.Text)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids := m.Encode(s)
+		for _, id := range ids {
+			if id < 0 || int(id) >= m.VocabSize() {
+				t.Fatalf("id %d outside vocab", id)
+			}
+		}
+		if !utf8.ValidString(s) {
+			return
+		}
+		got, err := m.Decode(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ReplaceAll(s, SpaceSymbol, " "); got != want {
+			t.Fatalf("round trip of %q gave %q (ids %v)", s, got, ids)
+		}
+	})
+}
+
+// FuzzParse: any bytes as a .model give a model or an error, never a panic.
+func FuzzParse(f *testing.F) {
+	good := trainModel(f, 600, TrainOptions{}, trainingText(f, 50))
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{0x0a, 0x05, 0x0a, 0x01, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		ids := m.Encode("Hello wörld 中文 😀  x")
+		if _, err := m.Decode(ids); err != nil && err != ErrDenormalizer {
+			t.Fatal(err)
+		}
+	})
+}
