@@ -2,7 +2,9 @@ package sentencepiece
 
 import (
 	"math/rand"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,4 +48,51 @@ func TestRandomTextsMatchReference(t *testing.T) {
 		texts = append(texts, sb.String())
 	}
 	compareIDs(t, m, texts, refEncode(t, path, texts))
+}
+
+// TestSmallModelFixtures needs nothing outside the repo: a BPE model made by
+// spm_train on our own text and the ids spm_encode gave for the corpus lines
+// (and python3-sentencepiece for the multi-line texts). Made by
+// scripts/fixtures/sentencepiece_small.sh.
+func TestSmallModelFixtures(t *testing.T) {
+	m, err := Load(filepath.Join("testdata", "small_bpe.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ByteFallback() || m.Normalizer.Name != "identity" || len(m.userDefined) != 1 {
+		t.Fatalf("fixture model settings: %+v %+v", m.Trainer, m.Normalizer)
+	}
+	linesB, err := os.ReadFile(filepath.Join("testdata", "small_lines.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idsB, err := os.ReadFile(filepath.Join("testdata", "small_lines.ids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(linesB), "\n"), "\n")
+	rows := strings.Split(strings.TrimSuffix(string(idsB), "\n"), "\n")
+	if len(lines) != len(rows) {
+		t.Fatalf("%d lines, %d id rows", len(lines), len(rows))
+	}
+	var want [][]int32
+	for _, r := range rows {
+		var ids []int32
+		for _, f := range strings.Fields(r) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, int32(n))
+		}
+		want = append(want, ids)
+	}
+	compareIDs(t, m, lines, want)
+
+	fs := readFixtures(t, filepath.Join("testdata", "small_ids.jsonl"))
+	want = want[:0]
+	for _, f := range fs {
+		want = append(want, f.IDs)
+	}
+	compareIDs(t, m, textsOf(fs), want)
 }
