@@ -2,6 +2,8 @@ module github.com/alpaca-go/alpaca
 
 go 1.26.8
 
-require github.com/klauspost/compress v1.20.4
-
-require google.golang.org/protobuf v1.36.12 // indirect
+require (
+	github.com/klauspost/compress v1.20.4
+	github.com/x448/float16 v0.8.4
+	google.golang.org/protobuf v1.36.12
+)
