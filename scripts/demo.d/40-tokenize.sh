@@ -1,8 +1,10 @@
-# Demo step 40 (sourced by scripts/demo.sh with BIN and OUT set): trains a
+#!/usr/bin/env bash
+# 40-tokenize (run by scripts/demo.sh with BIN and OUT set): trains a
 # small BPE tokenizer on the prompt/completion text of $OUT/prompts.jsonl
 # (from 30-promptfmt; the built-in sample when absent) into
 # $OUT/tokenizer.model, tokenizes the records into $OUT/tokens.bin, and shows
 # the stream's stats and its first example decoded back to text.
+set -euo pipefail
 tok_in=$OUT/prompts.jsonl
 if [ ! -s "$tok_in" ]; then
   tok_in=pkg/tokenize/testdata/prompts.jsonl
