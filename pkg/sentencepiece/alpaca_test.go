@@ -55,9 +55,9 @@ func TestAlpacaData(t *testing.T) {
 		} else {
 			prompt = sprintf(promptNoInput, ins)
 		}
-		texts = append(texts, ins, in, out, prompt+out)
+		texts = append(texts, in, out, prompt+out)
 	}
-	if len(texts) < 4*50000 {
+	if len(texts) < 3*50000 {
 		t.Fatalf("read only %d texts", len(texts))
 	}
 	compareIDs(t, m, texts, refEncode(t, model, texts))
