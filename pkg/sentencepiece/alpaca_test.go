@@ -16,8 +16,9 @@ const (
 	promptNoInput = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Response:"
 )
 
-// TestAlpacaData encodes every Alpaca example (instruction, input, output,
-// and the full train.py prompt + output) and compares with the reference
+// TestAlpacaData encodes every Alpaca example as train.py does (the full
+// prompt + output), and the instruction, input and output of every tenth
+// alone, and compares with the reference
 // library, run at test time (python3-sentencepiece, the library behind
 // spm_encode). Zero differing ids.
 func TestAlpacaData(t *testing.T) {
@@ -55,9 +56,13 @@ func TestAlpacaData(t *testing.T) {
 		} else {
 			prompt = sprintf(promptNoInput, ins)
 		}
-		texts = append(texts, in, out, prompt+out)
+		texts = append(texts, prompt+out)
+		if rec.Num%10 == 0 {
+			// Texts on their own too (a dummy prefix before the first word).
+			texts = append(texts, ins, in, out)
+		}
 	}
-	if len(texts) < 3*50000 {
+	if len(texts) < 52000 {
 		t.Fatalf("read only %d texts", len(texts))
 	}
 	compareIDs(t, m, texts, refEncode(t, model, texts))
