@@ -1,12 +1,16 @@
 package sentencepiece
 
 import (
+	"math"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // trainingText makes a deterministic corpus of our own: the fixture corpus
@@ -81,7 +85,7 @@ func TestSpmTrainedModels(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"nmt_nfkc", []string{"--model_type=bpe", "--vocab_size=400", "--hard_vocab_limit=false"}},
+		{"nmt_nfkc", []string{"--model_type=bpe", "--vocab_size=400", "--hard_vocab_limit=false", "--user_defined_symbols=<sep>,ＡＢ"}},
 		{"nfkc_cf_nofallback", []string{"--model_type=bpe", "--vocab_size=300", "--hard_vocab_limit=false", "--normalization_rule_name=nfkc_cf", "--character_coverage=0.98"}},
 		{"identity_bytes", []string{"--model_type=bpe", "--vocab_size=600", "--hard_vocab_limit=false", "--normalization_rule_name=identity",
 			"--byte_fallback=true", "--remove_extra_whitespaces=false", "--split_digits=true", "--allow_whitespace_only_pieces=true",
@@ -97,11 +101,37 @@ func TestSpmTrainedModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.name == "nosplit" && m.splitAtWS {
-				t.Log("note: nosplit model has no piece crossing a word start")
+				t.Error("nosplit model has no piece crossing a word start: the whole-string path is not tested")
 			}
 			compareIDs(t, m, texts, refEncode(t, path, texts))
 		})
 	}
+	t.Run("unused pieces", func(t *testing.T) {
+		// Mark every 7th merged piece of an spm model UNUSED: the encoder
+		// still merges through them and splits them back at the end.
+		src, err := os.ReadFile(filepath.Join("testdata", "small_bpe.model"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "unused.model")
+		if err := os.WriteFile(path, markUnused(t, src, 7), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.hasUnused {
+			t.Fatal("no unused pieces")
+		}
+		compareIDs(t, m, texts, refEncode(t, path, texts))
+	})
+	t.Run("suffix refused", func(t *testing.T) {
+		path := spmTrain(t, dir, "suffix", text, "--model_type=bpe", "--vocab_size=300", "--hard_vocab_limit=false", "--treat_whitespace_as_suffix=true")
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "treat_whitespace_as_suffix") {
+			t.Fatalf("err = %v, want a clear refusal", err)
+		}
+	})
 	t.Run("unigram refused", func(t *testing.T) {
 		path := spmTrain(t, dir, "unigram", text, "--vocab_size=300", "--hard_vocab_limit=false")
 		_, err := Load(path)
@@ -109,4 +139,50 @@ func TestSpmTrainedModels(t *testing.T) {
 			t.Fatalf("err = %v, want a clear refusal", err)
 		}
 	})
+}
+
+// markUnused rewrites a ModelProto so that every nth normal piece of more
+// than one character becomes UNUSED; other fields are copied as they are.
+func markUnused(t *testing.T, b []byte, nth int) []byte {
+	var out []byte
+	k := 0
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		if num != 1 {
+			switch typ {
+			case protowire.BytesType:
+				out = protowire.AppendTag(out, num, typ)
+				out = protowire.AppendBytes(out, v)
+			case protowire.VarintType:
+				out = protowire.AppendTag(out, num, typ)
+				out = protowire.AppendVarint(out, x)
+			default:
+				t.Fatalf("unexpected top-level field %d", num)
+			}
+			return nil
+		}
+		p, err := parsePiece(v)
+		if err != nil {
+			return err
+		}
+		if p.Type == Normal && utf8.RuneCountInString(p.Piece) > 1 {
+			k++
+			if k%nth == 0 {
+				p.Type = Unused
+			}
+		}
+		var pb []byte
+		pb = protowire.AppendTag(pb, 1, protowire.BytesType)
+		pb = protowire.AppendString(pb, p.Piece)
+		pb = protowire.AppendTag(pb, 2, protowire.Fixed32Type)
+		pb = protowire.AppendFixed32(pb, math.Float32bits(p.Score))
+		pb = protowire.AppendTag(pb, 3, protowire.VarintType)
+		pb = protowire.AppendVarint(pb, uint64(p.Type))
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendBytes(out, pb)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
