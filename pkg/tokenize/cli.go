@@ -72,15 +72,15 @@ func mainStage(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var f stageFlags
 	cmd.AddCommon(&f.common, cli.FlagsStream)
 	fs := cmd.Flags
-	fs.StringVar(&f.model, "model", "", "SentencePiece BPE tokenizer `PATH` (default $"+EnvTokenizer+")")
-	fs.IntVar(&f.maxLen, "max-len", 512, "longest token sequence kept, BOS and EOS included (`N`; 0 = no limit)")
+	fs.StringVar(&f.model, "model", "", "the SentencePiece BPE tokenizer (.model) at `PATH` (default $"+EnvTokenizer+")")
+	fs.IntVar(&f.maxLen, "max-len", 512, "keep at most `N` tokens per example, BOS and EOS included (0 = no limit)")
 	fs.BoolVar(&f.dropLong, "drop-long", false, "drop examples longer than --max-len instead of truncating them")
 	fs.BoolVar(&f.decode, "decode", false, "read a token stream and write it back as JSONL text (needs the tokenizer)")
 	fs.BoolVar(&f.separate, "separate", false, "encode prompt and completion separately (completion without a dummy prefix)\nso the mask boundary falls exactly between them; default: jointly, as train.py")
 	fs.BoolVar(&f.noBOS, "no-bos", false, "do not start examples with BOS")
 	fs.BoolVar(&f.noEOS, "no-eos", false, "do not end examples with EOS")
-	fs.StringVar(&f.promptField, "prompt-field", "prompt", "input field holding the prompt (`NAME`)")
-	fs.StringVar(&f.completionField, "completion-field", "completion", "input field holding the completion (`NAME`)")
+	fs.StringVar(&f.promptField, "prompt-field", "prompt", "`NAME` of the input field holding the prompt")
+	fs.StringVar(&f.completionField, "completion-field", "completion", "`NAME` of the input field holding the completion")
 	fs.BoolVar(&f.showIDs, "ids", false, "with --decode: also write the ids and the mask")
 	files, err := cmd.Parse(args)
 	if err == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -336,4 +337,45 @@ func FuzzStreamInput(f *testing.F) {
 			t.Fatalf("exit %d, stderr %q", code, errb.String())
 		}
 	})
+}
+
+// TestEncodeDecodeMatchSpmBinaries: `tokenize encode`/`decode` print what
+// spm_encode --output_format=id|piece and spm_decode --input_format=id print,
+// byte for byte (CRLF, empty lines, a last line without newline included).
+func TestEncodeDecodeMatchSpmBinaries(t *testing.T) {
+	if _, err := exec.LookPath("spm_encode"); err != nil {
+		t.Skip("spm_encode not installed (apt-get install sentencepiece)")
+	}
+	b, _ := os.ReadFile(filepath.Join("testdata", "prompts.jsonl"))
+	text := "hello world\r\nsecond  line \r\n\r\n\tcafé 中文 😀 \x01\n" + string(b) + "last line"
+	for _, format := range []string{"id", "piece"} {
+		cmd := exec.Command("spm_encode", "--model="+testModel, "--output_format="+format)
+		cmd.Stdin = strings.NewReader(text)
+		want, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, e, code := run(t, text, "encode", "--model", testModel, "--output-format", format)
+		if code != 0 {
+			t.Fatal(e)
+		}
+		if got != string(want) {
+			t.Errorf("%s: tokenize encode differs from spm_encode:\n got %q\nwant %q", format, got, want)
+		}
+		if format == "id" {
+			cmd := exec.Command("spm_decode", "--model="+testModel, "--input_format=id")
+			cmd.Stdin = strings.NewReader(got)
+			wantText, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotText, e, code := run(t, got, "decode", "--model", testModel)
+			if code != 0 {
+				t.Fatal(e)
+			}
+			if gotText != string(wantText) {
+				t.Errorf("tokenize decode differs from spm_decode:\n got %q\nwant %q", gotText, wantText)
+			}
+		}
+	}
 }

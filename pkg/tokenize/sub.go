@@ -147,10 +147,10 @@ promptfmt data.json | tokenize train --jsonl --vocab-size 4000 -o tok.model`)
 	var cm cli.Common
 	cmd.AddCommon(&cm, cli.FlagOutput|cli.FlagSkipBad|cli.FlagProgress)
 	fs := cmd.Flags
-	vocab := fs.Int("vocab-size", 0, "number of pieces, specials and 256 byte pieces included (`N`, required)")
+	vocab := fs.Int("vocab-size", 0, "`N` pieces in all, specials and the 256 byte pieces included (required)")
 	var inputs, fields, user stringList
 	fs.Var(&inputs, "input", "training corpus `FILE` (repeatable; also positional)")
-	fs.Var(&fields, "field", "JSON field(s) holding the text (`NAME`, repeatable; joined in order)")
+	fs.Var(&fields, "field", "`NAME` of a JSON field holding the text (repeatable; joined in order)")
 	fs.Var(&user, "user-defined", "a `SYMBOL` that is always one piece (repeatable)")
 	forceJSON := fs.Bool("jsonl", false, "read the inputs as JSON/JSONL whatever their names")
 	coverage := fs.Float64("character-coverage", 0.9995, "share of character occurrences covered by character pieces; the rarest fall back to bytes")
@@ -230,9 +230,9 @@ record gets an "ids" array (unknown fields kept).`,
 tokenize encode --model tokenizer.model --field text docs.jsonl | head`)
 	var cm cli.Common
 	cmd.AddCommon(&cm, cli.FlagsStream)
-	model := cmd.Flags.String("model", "", "SentencePiece BPE tokenizer `PATH` (default $"+EnvTokenizer+")")
+	model := cmd.Flags.String("model", "", "the SentencePiece BPE tokenizer (.model) at `PATH` (default $"+EnvTokenizer+")")
 	format := cmd.Flags.String("output-format", "id", "`id` or piece")
-	field := cmd.Flags.String("field", "", "JSONL mode: the text field (`NAME`); adds \"ids\"")
+	field := cmd.Flags.String("field", "", "JSONL mode: encode field `NAME` of each record and add \"ids\"")
 	files, err := cmd.Parse(args)
 	if err == nil && *format != "id" && *format != "piece" {
 		err = cli.Usagef("--output-format %q: want id or piece", *format)
@@ -422,7 +422,7 @@ spm_decode --input_format=id.`,
 		`tokenize encode --model tok.model corpus.txt | tokenize decode --model tok.model`)
 	var cm cli.Common
 	cmd.AddCommon(&cm, cli.FlagOutput|cli.FlagZstd)
-	model := cmd.Flags.String("model", "", "SentencePiece BPE tokenizer `PATH` (default $"+EnvTokenizer+")")
+	model := cmd.Flags.String("model", "", "the SentencePiece BPE tokenizer (.model) at `PATH` (default $"+EnvTokenizer+")")
 	files, err := cmd.Parse(args)
 	if err == nil {
 		err = runDecodeIDs(files, stdin, stdout, &cm, *model)
