@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -114,9 +112,6 @@ func (p *processor) run(files []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	// A closed pipe (promptfmt ... | head) must surface as EPIPE, which
-	// cli.Exit turns into a quiet exit 0, not kill us with SIGPIPE (141).
-	signal.Ignore(syscall.SIGPIPE)
 	prog := cli.NewProgress(stderr, &p.opts.Common)
 	start := time.Now()
 	shown := 0
