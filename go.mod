@@ -1,12 +1,14 @@
 module github.com/alpaca-go/alpaca
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/klauspost/compress v1.20.4
 	github.com/x448/float16 v0.8.4
+	golang.org/x/sys v0.50.0
 	gonum.org/v1/gonum v0.17.0
 	gonum.org/v1/plot v0.15.2
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -21,5 +23,3 @@ require (
 	golang.org/x/image v0.25.0 // indirect
 	golang.org/x/text v0.23.0 // indirect
 )
-
-require golang.org/x/sys v0.50.0
