@@ -1,6 +1,9 @@
 package rouge
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // maxLen is the longest text (in tokens) handled by the prefix index; longer
 // pool texts are always verified and longer candidates scanned in full.
@@ -24,9 +27,32 @@ type bounds struct {
 }
 
 const (
-	tabN    = 4096
-	needDim = 256
+	tabN    = 1024
+	needDim = 128
 )
+
+var boundsCache struct {
+	sync.Mutex
+	m map[uint64]*bounds
+}
+
+// boundsFor returns the (immutable, shared) bounds of threshold t.
+func boundsFor(t float64) *bounds {
+	c := &boundsCache
+	c.Lock()
+	defer c.Unlock()
+	key := math.Float64bits(t)
+	if b, ok := c.m[key]; ok {
+		return b
+	}
+	if c.m == nil || len(c.m) > 64 {
+		c.m = map[uint64]*bounds{}
+	}
+	b := &bounds{}
+	b.init(t)
+	c.m[key] = b
+	return b
+}
 
 func (b *bounds) init(t float64) {
 	b.bt = t

@@ -34,6 +34,11 @@ type Match struct {
 //
 // A Filter is not safe for concurrent use; CheckBatch parallelises internally.
 type Filter struct {
+	// ExactBest makes Check and CheckBatch return, for a dropped candidate,
+	// the pool text with the highest score (ties: the later one) instead of
+	// the first one found above the threshold. It costs some speed.
+	ExactBest bool
+
 	t     float64
 	vocab map[string]int32
 	df    []int32 // per token id: pool texts containing it
@@ -42,16 +47,18 @@ type Filter struct {
 	texts []string
 	toks  [][]int32
 	post  [][]posting // per token id: prefix elements of pool texts
+	slab  []int32     // storage of toks
 	long  []int32     // pool texts longer than maxLen (never indexed, always verified)
 	next  int         // pool size at which the index is rebuilt
 	seq   *scratch    // scratch of the sequential path
-	bounds
+	*bounds
 }
 
 type posting struct {
 	doc int32
 	k   uint16 // occurrence number of the token in the doc (0-based)
-	pos uint16 // position of the element in the doc's ordered elements (capped)
+	pos uint16 // position of the element in the doc's ordered elements
+	m   uint16 // the doc's length in tokens
 }
 
 const rankBase = 1 << 30
@@ -60,7 +67,7 @@ const rankBase = 1 << 30
 // against some pool text is > threshold.
 func NewFilter(threshold float64) *Filter {
 	f := &Filter{t: threshold, vocab: map[string]int32{}, low: rankBase - 1, next: 64}
-	f.bounds.init(threshold)
+	f.bounds = boundsFor(threshold)
 	f.seq = &scratch{}
 	return f
 }
@@ -113,8 +120,14 @@ func (f *Filter) resolve(text string, ids []int32) {
 
 // add interns the unknown tokens of text and appends it to the pool.
 func (f *Filter) add(text string, ids []int32) int {
-	own := make([]int32, len(ids))
-	copy(own, ids)
+	// pool token sequences are carved out of large slabs: neighbours in the
+	// pool are neighbours in memory
+	if cap(f.slab)-len(f.slab) < len(ids) {
+		f.slab = make([]int32, 0, max(1<<16, len(ids)))
+	}
+	n0 := len(f.slab)
+	f.slab = append(f.slab, ids...)
+	own := f.slab[n0:len(f.slab):len(f.slab)]
 	if slices.Contains(own, -1) {
 		i := 0
 		scan(text, func(tok []byte) {
@@ -219,12 +232,7 @@ func (f *Filter) index(doc int, buf []elem) []elem {
 	}
 	buf = f.elements(ids, buf)
 	for i, e := range buf[:p] {
-		pos := i
-		if pos > math.MaxUint16 {
-			pos = math.MaxUint16
-		}
-		k := e.k
-		f.post[e.tok] = append(f.post[e.tok], posting{doc: int32(doc), k: k, pos: uint16(pos)})
+		f.post[e.tok] = append(f.post[e.tok], posting{doc: int32(doc), k: e.k, pos: uint16(i), m: uint16(len(ids))})
 	}
 	return buf
 }
@@ -259,23 +267,31 @@ func (f *Filter) rebuild() {
 
 // scratch is per-worker memory for probing.
 type scratch struct {
-	seen  []uint32
+	acc   []accum // per pool text
 	stamp uint32
 	m     matcher
 	elems []elem
 	cands []int32
 	ids   []int32
+	need  []int32
+}
+
+// accum is the probe state of one pool text: matched prefix elements so far
+// (-1 once pruned).
+type accum struct {
+	stamp uint32
+	cnt   int32
 }
 
 func (s *scratch) reset(pool int) {
-	if len(s.seen) < pool {
+	if len(s.acc) < pool {
 		n := pool + pool/2 + 64
-		s.seen = make([]uint32, n)
+		s.acc = make([]accum, n)
 		s.stamp = 0
 	}
 	s.stamp++
 	if s.stamp == 0 {
-		clear(s.seen)
+		clear(s.acc)
 		s.stamp = 1
 	}
 }
@@ -314,10 +330,26 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 		return res
 	}
 	mlo, mhi := f.lengthRange(n)
+	if mlo > mhi {
+		return res
+	}
+	// the least lcs that exceeds t, per pool length
+	row := mhi-mlo < 512
+	if row {
+		s.need = s.need[:0]
+		for m := mlo; m <= mhi; m++ {
+			s.need = append(s.need, int32(f.need(m, n)))
+		}
+	}
 	s.reset(pool)
 	s.elems = f.elements(ids, s.elems)
 	s.cands = s.cands[:0]
 	vocab := len(f.df)
+	// Every shared element counted here precedes, in the global order, every
+	// shared element not counted, so overlap <= cnt + min(n-1-i, m-1-p) after
+	// a match at positions (i, p) (PPJoin's positional filter); the bound
+	// only shrinks as matches accumulate, so checking it at each match
+	// checks it at the last one.
 	for i, e := range s.elems[:pp] {
 		if e.tok < 0 {
 			continue
@@ -329,21 +361,42 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 			lo, _ = slices.BinarySearchFunc(pl, int32(from), func(p posting, d int32) int { return int(p.doc - d) })
 		}
 		for _, p := range pl[lo:] {
-			if p.k != e.k || s.seen[p.doc] == s.stamp {
+			if p.k != e.k {
 				continue
 			}
-			s.seen[p.doc] = s.stamp
-			m := len(f.toks[p.doc])
+			m := int(p.m)
 			if m < mlo || m > mhi {
 				continue
 			}
-			ub := 1 + min(n-i-1, m-int(p.pos)-1)
-			if ub < f.need(m, n) {
+			a := &s.acc[p.doc]
+			if a.stamp != s.stamp {
+				a.stamp, a.cnt = s.stamp, 0
+				s.cands = append(s.cands, p.doc)
+			} else if a.cnt < 0 {
 				continue
 			}
-			s.cands = append(s.cands, p.doc)
+			a.cnt++
+			var nd int
+			if row {
+				nd = int(s.need[m-mlo])
+			} else {
+				nd = f.need(m, n)
+			}
+			if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
+				a.cnt = -1
+				continue
+			}
 		}
 	}
+	// drop the pruned candidates
+	k := 0
+	for _, d := range s.cands {
+		if s.acc[d].cnt > 0 {
+			s.cands[k] = d
+			k++
+		}
+	}
+	s.cands = s.cands[:k]
 	for _, d := range f.long {
 		if int(d) >= from && len(f.toks[d]) <= mhi {
 			s.cands = append(s.cands, d)
@@ -358,6 +411,9 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 		sc := FMeasure(l, len(f.toks[d]), n)
 		if better(sc, d, res.sc, res.best) {
 			res.best, res.lcs, res.sc = d, int32(l), sc
+			if sc > f.t && !f.ExactBest {
+				break
+			}
 		}
 	}
 	res.drop = res.best >= 0 && res.sc > f.t
@@ -387,8 +443,9 @@ func (f *Filter) match(r result) Match {
 }
 
 // Check decides a candidate: keep reports whether its F-measure against
-// every pool text is <= the threshold. When keep is false, best is the pool
-// text with the highest score (> threshold) and its exact score; when keep is
+// every pool text is <= the threshold. When keep is false, best is a pool
+// text scoring > threshold, with its exact score (the highest-scoring one,
+// ties to the later, when ExactBest is set); when keep is
 // true, best is the highest-scoring pool text among those the bounds did not
 // prune (Index -1 when all were pruned), which is not necessarily the overall
 // best (use Similar for that). If keep && add, text joins the pool.
@@ -422,8 +479,8 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers > len(texts) {
-		workers = len(texts)
+	if len(texts) < 32 {
+		workers = 1 // not worth the goroutines
 	}
 	start := len(f.texts)
 	ids := make([][]int32, len(texts))
@@ -463,7 +520,7 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 	}
 	for i, t := range texts {
 		r := res[i]
-		if len(f.texts) > start {
+		if len(f.texts) > start && (!r.drop || f.ExactBest) {
 			// texts kept earlier in this batch; for a drop this finds the
 			// exact best, for a pass the greedy decision
 			f.resolve(t, ids[i])

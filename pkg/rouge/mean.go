@@ -1,5 +1,9 @@
 package rouge
 
+// Mean is float(np.mean(x)): the generator's avg_similarity_score. See
+// meanNumPy.
+func Mean(x []float64) float64 { return meanNumPy(x) }
+
 // meanNumPy returns float(np.mean(x)) for a float64 vector bit for bit:
 // NumPy sums with its pairwise summation (blocks of up to 128 elements summed
 // with 8 interleaved accumulators, larger ranges split in two at a multiple of

@@ -122,7 +122,7 @@ func nearDupStream(rng *rand.Rand, count, vocab, maxLen int) []string {
 
 func TestFilterMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
-	iters := 40
+	iters := 27
 	if testing.Short() {
 		iters = 10
 	}
@@ -139,15 +139,19 @@ func TestFilterMatchesReference(t *testing.T) {
 		ref := &refFilter{t: th}
 		fast := NewFilter(th)
 		batch := NewFilter(th)
+		quick := NewFilter(th) // first witness instead of the exact best
+		fast.ExactBest, batch.ExactBest = true, true
 		for _, s := range seeds {
 			ref.add(s)
 			fast.Add(s)
 			batch.Add(s)
+			quick.Add(s)
 		}
 		workers := 1 + it%3
-		var bres []Result
+		var bres, qres []Result
 		for lo := 0; lo < len(stream); lo += 37 {
 			bres = append(bres, batch.CheckBatch(stream[lo:min(lo+37, len(stream))], true, workers)...)
+			qres = append(qres, quick.CheckBatch(stream[lo:min(lo+37, len(stream))], true, workers)...)
 		}
 		for i, s := range stream {
 			rk, rb := ref.check(s, true)
@@ -155,6 +159,10 @@ func TestFilterMatchesReference(t *testing.T) {
 			br := bres[i]
 			if rk != fk || rk != br.Keep {
 				t.Fatalf("it %d t=%v record %d %q: ref keep %v (best %+v), fast %v (best %+v), batch %v", it, th, i, s, rk, rb, fk, fb, br.Keep)
+			}
+			if q := qres[i]; q.Keep != rk || !rk && (q.Best.Score <= th || q.Best.Index < 0 ||
+				q.Best.Score != refScore(ref.toks[q.Best.Index], Tokenize(s)) || q.Best.Text != ref.texts[q.Best.Index]) {
+				t.Fatalf("it %d record %d: quick filter keep %v best %+v, reference keep %v", it, i, q.Keep, q.Best, rk)
 			}
 			if !rk {
 				if fb != rb || br.Best != rb {
@@ -217,5 +225,40 @@ func TestSimilar(t *testing.T) {
 	}
 	if top, avg := NewFilter(0.7).Similar("x", 10); len(top) != 0 || avg != 0 {
 		t.Fatalf("empty pool: %v %v", top, avg)
+	}
+}
+
+// TestVeryLongTexts covers texts beyond the prefix index (maxLen tokens):
+// long pool texts are always verified, long candidates scanned in full.
+func TestVeryLongTexts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long texts")
+	}
+	var b strings.Builder
+	for i := 0; i < maxLen+100; i++ {
+		fmt.Fprintf(&b, "w%d ", i%50)
+	}
+	long := b.String()
+	for _, th := range []float64{0, 0.001} {
+		ref := &refFilter{t: th}
+		f := NewFilter(th)
+		for _, s := range []string{long, "x1 x2 x3"} {
+			ref.add(s)
+			f.Add(s)
+		}
+		for _, s := range []string{"w3 w7", "y1 y2", "x2 x3 w1", long[:200] + " x9"} {
+			rk, rb := ref.check(s, false)
+			fk, fb := f.Check(s, false)
+			if rk != fk || !rk && fb.Score != refScore(ref.toks[fb.Index], Tokenize(s)) {
+				t.Fatalf("t=%v %.30q: keep %v best %v/%d, reference %v best %v/%d", th, s, fk, fb.Score, fb.Index, rk, rb.Score, rb.Index)
+			}
+		}
+		// a long candidate: the long pool text is a subsequence of it
+		n := len(Tokenize(long))
+		f.ExactBest = true
+		keep, best := f.Check("z "+long+" x1", false)
+		if keep || best.Index != 0 || best.Score != FMeasure(n, n, n+2) {
+			t.Fatalf("long candidate: keep %v best %v/%d, want score %v", keep, best.Score, best.Index, FMeasure(n, n, n+2))
+		}
 	}
 }

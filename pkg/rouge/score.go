@@ -76,6 +76,7 @@ type matcher struct {
 	syms  []int32
 	masks []uint64 // len(syms)*words
 	dense []int32  // optional: token id -> 1+index into syms, 0 = absent
+	dmask []uint64 // optional, one-word sequences: token id -> match mask
 	v     []uint64 // scratch
 }
 
@@ -85,6 +86,9 @@ func (m *matcher) set(a []int32, vocab int) {
 	for _, s := range m.syms {
 		if int(s) < len(m.dense) {
 			m.dense[s] = 0
+		}
+		if int(s) < len(m.dmask) {
+			m.dmask[s] = 0
 		}
 	}
 	if vocab > 0 && len(m.dense) < vocab {
@@ -117,6 +121,14 @@ func (m *matcher) set(a []int32, vocab int) {
 		m.v = make([]uint64, m.words)
 	}
 	m.v = m.v[:m.words]
+	if m.dense != nil && m.words == 1 {
+		if len(m.dmask) < len(m.dense) {
+			m.dmask = make([]uint64, len(m.dense))
+		}
+		for k, s := range m.syms {
+			m.dmask[s] = m.masks[k]
+		}
+	}
 }
 
 func (m *matcher) find(t int32) int {
@@ -138,6 +150,20 @@ func (m *matcher) find(t int32) int {
 func (m *matcher) lcs(b []int32) int {
 	if m.n == 0 || len(b) == 0 {
 		return 0
+	}
+	if m.words == 1 && m.dense != nil {
+		v := ^uint64(0)
+		d := m.dmask
+		for _, t := range b {
+			if uint(t) < uint(len(d)) {
+				u := v & d[t]
+				v = (v + u) | (v - u)
+			}
+		}
+		if m.n < 64 {
+			v |= ^uint64(0) << uint(m.n)
+		}
+		return 64 - bits.OnesCount64(v)
 	}
 	if m.words == 1 {
 		v := ^uint64(0)
