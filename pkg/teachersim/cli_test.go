@@ -41,7 +41,9 @@ func TestMainServes(t *testing.T) {
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	var o, e bytes.Buffer
 	done := make(chan int)
-	go func() { done <- Main([]string{"--pool", poolPath, "--addr", "127.0.0.1:0", "--addr-file", addrFile}, nil, &o, &e) }()
+	go func() {
+		done <- Main([]string{"--pool", poolPath, "--addr", "127.0.0.1:0", "--addr-file", addrFile}, nil, &o, &e)
+	}()
 	var addr []byte
 	for i := 0; i < 200 && len(addr) == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
