@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -200,9 +201,10 @@ func run(c *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	quiet := c.common.Quiet
+	errw := &lockedWriter{w: stderr} // the client's workers log concurrently
 	logf := func(format string, args ...any) {
 		if !quiet {
-			fmt.Fprintf(stderr, "seedgen: "+format+"\n", args...)
+			fmt.Fprintf(errw, "seedgen: "+format+"\n", args...)
 		}
 	}
 	apiKey := os.Getenv("OPENAI_API_KEY")
@@ -340,7 +342,7 @@ func run(c *config, stdout, stderr io.Writer) error {
 	var fe *llmclient.FatalError
 	fatalAtOnce := errors.As(runErr, &fe) && g.State().Kept == start.Kept
 	if !quiet && !xio.IsBrokenPipe(runErr) && !fatalAtOnce {
-		summary(stderr, c, g.State(), &start, time.Since(started), cpuTime()-cpu0)
+		summary(errw, c, g.State(), &start, time.Since(started), cpuTime()-cpu0)
 	}
 	if errors.Is(runErr, context.Canceled) {
 		if statePath != "" {
@@ -349,6 +351,17 @@ func run(c *config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("interrupted with %d records kept", g.State().Kept)
 	}
 	return runErr
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // loadResume reads the output of an earlier run and its checkpoint. A torn
