@@ -440,8 +440,10 @@ func (c *Client) classify(ctx context.Context, err error, cp *capture) error {
 			return &contextLengthError{string(reqErr.Body)}
 		}
 		err = fmt.Errorf("HTTP %d: %s", status, truncate(string(reqErr.Body), 200))
-	case errors.Is(err, openai.ErrCompletionUnsupportedModel), errors.Is(err, openai.ErrChatCompletionInvalidModel):
-		return &FatalError{fmt.Errorf("%w (use --chat for chat models)", err)}
+	case errors.Is(err, openai.ErrCompletionUnsupportedModel):
+		return &FatalError{fmt.Errorf("model %q is a chat model; use --chat", c.cfg.Model)}
+	case errors.Is(err, openai.ErrChatCompletionInvalidModel):
+		return &FatalError{fmt.Errorf("model %q has no chat API; drop --chat", c.cfg.Model)}
 	}
 	switch {
 	case status == 0:

@@ -214,3 +214,12 @@ func TestCancel(t *testing.T) {
 }
 
 var _ http.Handler = (*teachersim.Server)(nil)
+
+func TestWrongEndpointForModel(t *testing.T) {
+	_, url := sim(t, teachersim.Config{})
+	var fe *llmclient.FatalError
+	c := llmclient.New(llmclient.Config{BaseURL: url, Model: "gpt-4o-mini"})
+	if _, err := c.Do(context.Background(), req()); !errors.As(err, &fe) || !strings.Contains(err.Error(), "use --chat") {
+		t.Fatalf("err %v", err)
+	}
+}
