@@ -387,7 +387,11 @@ func loadResume(path, statePath, fp string, logf func(string, ...any)) (*State, 
 			return nil, nil, nil, fmt.Errorf("%s: %v", statePath, err)
 		}
 		if st.OutBytes > int64(len(data)) {
-			return nil, nil, nil, fmt.Errorf("%s is shorter (%d bytes) than its checkpoint %s says (%d bytes); was it edited?", path, len(data), statePath, st.OutBytes)
+			// The checkpoint got to disk but not all the records it covers
+			// (a power loss), or the file was cut by hand: match what is
+			// there from request 0 (counters start again).
+			logf("resume: %s is shorter (%d bytes) than its checkpoint says (%d bytes); matching its records from request 0", path, len(data), st.OutBytes)
+			st = &State{Version: 1}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil, err

@@ -292,6 +292,8 @@ func TestResumeFromCheckpoints(t *testing.T) {
 			}
 		}
 	}
+	last := cks[len(cks)-1]
+	cases = append(cases, tcase{"checkpoint ahead of the file", last.state, want[:lineEnds(3)]})
 	cases = append(cases, tcase{"no checkpoint", nil, want[:lineEnds(12)]})
 	cases = append(cases, tcase{"no checkpoint torn", nil, want[:lineEnds(12)+7]})
 	cases = append(cases, tcase{"empty", nil, nil})
