@@ -237,7 +237,7 @@ func run(c *config, stdout, stderr io.Writer) error {
 		statePath string
 	)
 	if xio.IsStdio(c.common.Output) {
-		o, err := xio.Wrap(stdout, "<stdout>", c.common.Zstd)
+		o, err := xio.CreateTo("-", c.common.Zstd, stdout)
 		if err != nil {
 			return err
 		}

@@ -248,20 +248,3 @@ func AtomicWriteFile(path string, data []byte) error {
 	}
 	return o.Commit()
 }
-
-// Wrap makes an Output writing to w (a pipe or stdout given by the caller),
-// compressed with zstd when zstdOut is set. Commit flushes and ends the
-// zstd frame; nothing is renamed.
-func Wrap(w io.Writer, name string, zstdOut bool) (*Output, error) {
-	out := &Output{Name: name}
-	if zstdOut {
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		out.zw = zw
-		w = zw
-	}
-	out.Writer = bufio.NewWriterSize(w, 1<<20)
-	return out, nil
-}
