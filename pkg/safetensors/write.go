@@ -147,6 +147,9 @@ func (w *Writer) Begin(name string) error {
 
 // Write appends a piece of the tensor opened by Begin.
 func (w *Writer) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if w.partial < 0 {
 		return 0, fmt.Errorf("%s: Write without Begin", w.path)
 	}
