@@ -181,6 +181,16 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 		return nil, fmt.Errorf("tuned model: %w", err)
 	}
 	defer tuned.Close()
+	od, err := newOutDir(opt.Out, opt.Force)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			od.abort()
+		}
+	}()
 	names := tuned.Names()
 	sort.Strings(names)
 	if err := compareNames(raw.Names(), names, "raw model", "tuned model"); err != nil {
@@ -254,16 +264,6 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 		opt.logf("pad-token resize: %d row(s) added to %s (Alpaca's mean-row init)", man.PadRows, strings.Join(man.Resized, ", "))
 	}
 
-	od, err := newOutDir(opt.Out, opt.Force)
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			od.abort()
-		}
-	}()
 	sum := &Summary{Tensors: len(plans)}
 	sums := map[string]float64{}
 	var done int64

@@ -23,6 +23,7 @@ type tplan struct {
 	rDT safetensors.DType
 
 	rawRel   func([]byte) // drops raw pages from the resident set
+	aRel     func([]byte) // the same for the diff input (recover)
 	rawElems int64        // elements present in the raw tensor
 	cols     int64        // row length, for the pad rows
 	mean     []float32    // Alpaca's new-row value (mode diff, resized tensors)

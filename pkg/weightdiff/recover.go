@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"unsafe"
 
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
@@ -86,6 +87,17 @@ func openXor(path string) (*xorData, error) {
 
 func (x *xorData) Close() error { return syscall.Munmap(x.b) }
 
+// release drops the pages under b, a slice of the mapping.
+func (x *xorData) release(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	off := int(uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(&x.b[0])))
+	if off >= 0 && off+len(b) <= len(x.b) {
+		safetensors.ReleaseMapped(x.b, off, len(b))
+	}
+}
+
 // frames slices a tensor's frames out of the file.
 func (x *xorData) frames(t *ManifestTensor) ([][]byte, error) {
 	off := t.Offset
@@ -112,6 +124,16 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 		return nil, fmt.Errorf("raw model: %w", err)
 	}
 	defer raw.Close()
+	od, err := newOutDir(opt.Out, opt.Force)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			od.abort()
+		}
+	}()
 	man, err := ReadManifest(opt.Diff)
 	if err != nil {
 		return nil, err
@@ -178,6 +200,13 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
+		if added == 0 && man != nil && man.PadRows > 0 && isEmbedding(name) {
+			for _, r := range man.Resized {
+				if r == name {
+					return nil, fmt.Errorf("tensor %q: the diff expects a raw model with %d row(s) fewer (Alpaca's pad-token resize), but the raw one already has shape %v: is --raw the base model?", name, man.PadRows, ri.Shape)
+				}
+			}
+		}
 		if added > 0 {
 			if padRows >= 0 && padRows != added {
 				return nil, fmt.Errorf("tensor %q: the diff has %d more rows than the raw model, other embeddings %d", name, added, padRows)
@@ -206,6 +235,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 			if tp.a, err = diff.Bytes(name); err != nil {
 				return nil, err
 			}
+			tp.aRel = diff.Release
 			tp.aDT = di.DType
 			tp.outDT = ti.DType
 			if opt.DType != "" {
@@ -226,6 +256,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 			if tp.frames, err = xd.frames(mt); err != nil {
 				return nil, err
 			}
+			tp.aRel = xd.release
 		}
 		tp.recDT = tp.outDT
 		outInfos = append(outInfos, safetensors.TensorInfo{Name: name, DType: tp.outDT, Shape: ti.Shape})
@@ -236,16 +267,6 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 		opt.logf("pad-token resize: %d row(s) added to the raw embeddings (Alpaca's mean-row init)", padRows)
 	}
 
-	od, err := newOutDir(opt.Out, opt.Force)
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			od.abort()
-		}
-	}()
 	sum := &Summary{Tensors: len(plans)}
 	sums := map[string]float64{}
 	mw := newModelWriter(od.tmp, outInfos, opt.ShardBytes, map[string]string{"format": "pt"})
@@ -362,6 +383,9 @@ func computeRecoverDiff(t *task) {
 	t.out = make([]byte, n*int64(tp.outDT.Size()))
 	encodeInto(t.out, tp.outDT, dv)
 	tp.releaseRaw(t.lo, t.hi)
+	if tp.aRel != nil {
+		tp.aRel(db)
+	}
 }
 
 func computeRecoverXor(t *task) {
@@ -389,6 +413,9 @@ func computeRecoverXor(t *task) {
 		subtle.XORBytes(x[:len(rb)], x[:len(rb)], rb)
 	}
 	tp.releaseRaw(t.lo, t.hi)
+	if tp.aRel != nil {
+		tp.aRel(tp.frames[t.idx])
+	}
 	t.out = x
 	if tp.outDT.IsFloat() {
 		v := getF32(t.hi - t.lo)
