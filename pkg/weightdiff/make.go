@@ -453,6 +453,40 @@ func makeXor(ctx context.Context, opt *MakeOptions, dir string, plans []*tplan, 
 	return out.Commit()
 }
 
+// shuffle splits elements of es bytes into es byte planes (all first bytes,
+// then all second bytes...): the XOR of nearby floats has zero sign and
+// exponent bytes, which zstd then compresses well.
+func shuffle(b []byte, es int) []byte {
+	if es == 1 {
+		return b
+	}
+	n := len(b) / es
+	out := make([]byte, len(b))
+	for k := 0; k < es; k++ {
+		plane := out[k*n : (k+1)*n]
+		for i := range plane {
+			plane[i] = b[i*es+k]
+		}
+	}
+	return out
+}
+
+// unshuffle inverts shuffle.
+func unshuffle(b []byte, es int) []byte {
+	if es == 1 {
+		return b
+	}
+	n := len(b) / es
+	out := make([]byte, len(b))
+	for k := 0; k < es; k++ {
+		plane := b[k*n : (k+1)*n]
+		for i, v := range plane {
+			out[i*es+k] = v
+		}
+	}
+	return out
+}
+
 func computeMakeXor(t *task) {
 	tp := t.tp
 	es := int64(tp.aDT.Size())
@@ -466,7 +500,7 @@ func computeMakeXor(t *task) {
 		subtle.XORBytes(x[:len(rb)], x[:len(rb)], rb)
 	}
 	tp.releaseRaw(t.lo, t.hi)
-	t.out = zenc.EncodeAll(x, make([]byte, 0, len(x)/2+64))
+	t.out = zenc.EncodeAll(shuffle(x, int(es)), make([]byte, 0, len(x)/2+64))
 	if tp.aDT.IsFloat() {
 		v := getF32(t.hi - t.lo)
 		decodeInto(v, tp.aDT, tb)

@@ -409,6 +409,7 @@ func computeRecoverXor(t *task) {
 		t.err = fmt.Errorf("tensor %q: frame %d holds %d bytes, want %d (corrupted diff?)", tp.name, t.idx, len(x), want)
 		return
 	}
+	x = unshuffle(x, int(es))
 	if rb := tp.rawBytes(t.lo, t.hi); rb != nil {
 		subtle.XORBytes(x[:len(rb)], x[:len(rb)], rb)
 	}
