@@ -152,3 +152,12 @@ func moduleKey(n string) [3]int {
 	}
 	return [3]int{4, 0, 0}
 }
+
+// asF32 views little-endian float32 bytes as []float32 (little-endian hosts
+// only; amd64 and arm64 allow the unaligned loads a mixed-dtype file may need).
+func asF32(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}

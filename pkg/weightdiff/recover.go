@@ -364,12 +364,38 @@ func computeRecoverDiff(t *task) {
 		t.out = []byte{}
 		return
 	}
+	des := int64(tp.aDT.Size())
+	db := tp.a[t.lo*des : t.hi*des]
+	if littleEndian && tp.aDT == safetensors.F32 && tp.rDT == safetensors.F32 && tp.outDT == safetensors.F32 && t.hi <= tp.rawElems {
+		// the common float32 case in one pass, without conversions
+		t.out = make([]byte, 4*n)
+		out := asF32(t.out)
+		d := asF32(db)
+		r := asF32(tp.r[4*t.lo : 4*t.hi])
+		var s float64
+		for i := range out {
+			v := d[i] + r[i]
+			out[i] = v
+			s += float64(v)
+		}
+		// a float64 sum of float32 values cannot overflow: it is finite
+		// exactly when every value is
+		if math.IsNaN(s) || math.IsInf(s, 0) {
+			i := firstNonFinite(out)
+			t.err = fmt.Errorf("tensor %q: element %d of the recovered tensor is %v (raw %v + diff %v)", tp.name, t.lo+int64(i), out[i], r[i], d[i])
+			return
+		}
+		t.sum = s
+		tp.releaseRaw(t.lo, t.hi)
+		if tp.aRel != nil {
+			tp.aRel(db)
+		}
+		return
+	}
 	dv := getF32(n)
 	rv := getF32(n)
 	defer putF32(dv)
 	defer putF32(rv)
-	des := int64(tp.aDT.Size())
-	db := tp.a[t.lo*des : t.hi*des]
 	decodeInto(dv, tp.aDT, db)
 	tp.rawChunk(rv, t.lo, t.hi)
 	for i := range dv {
