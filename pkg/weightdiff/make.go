@@ -101,7 +101,11 @@ func eqShape(a, b []int64) bool {
 }
 
 // meanRow is Alpaca's value for new embedding rows: the mean of the
-// existing rows (float64 accumulation, rounded to float32).
+// existing rows, computed as torch (CPU, float32) computes
+// weight[:-n].mean(dim=0): per column a float32 cascade sum over the rows
+// (ATen's multi_row_sum: blocks of 2^p rows folded into 4 accumulator
+// levels), then a float32 division by the row count. Matching torch bit for
+// bit makes the recovered [PAD] rows equal to Python's.
 func meanRow(src Source, name string, ti safetensors.TensorInfo) ([]float32, error) {
 	b, err := src.Bytes(name)
 	if err != nil {
@@ -111,24 +115,64 @@ func meanRow(src Source, name string, ti safetensors.TensorInfo) ([]float32, err
 	if rows == 0 {
 		return nil, fmt.Errorf("tensor %q: cannot resize an empty embedding", name)
 	}
-	acc := make([]float64, cols)
 	es := int64(ti.DType.Size())
-	buf := make([]float32, cols)
-	for r := int64(0); r < rows; r++ {
-		decodeInto(buf, ti.DType, b[r*cols*es:(r+1)*cols*es])
-		for c, v := range buf {
-			acc[c] += float64(v)
+	row := make([]float32, cols)
+	var acc [4][]float32
+	for j := range acc {
+		acc[j] = make([]float32, cols)
+	}
+	add := func(r int64) {
+		decodeInto(row, ti.DType, b[r*cols*es:(r+1)*cols*es])
+		for c, v := range row {
+			acc[0][c] += v
 		}
 		if r%4096 == 4095 {
 			src.Release(b[(r-4095)*cols*es : (r+1)*cols*es])
 		}
 	}
+	const levels = 4
+	power := max(4, ceilLog2(rows)/levels)
+	step := int64(1) << power
+	mask := step - 1
+	i := int64(0)
+	for i+step <= rows {
+		for j := int64(0); j < step; j++ {
+			add(i)
+			i++
+		}
+		for j := 1; j < levels; j++ {
+			for c := range acc[j] {
+				acc[j][c] += acc[j-1][c]
+				acc[j-1][c] = 0
+			}
+			if i&(mask<<(int64(j)*power)) != 0 {
+				break
+			}
+		}
+	}
+	for ; i < rows; i++ {
+		add(i)
+	}
+	for j := 1; j < levels; j++ {
+		for c := range acc[0] {
+			acc[0][c] += acc[j][c]
+		}
+	}
 	src.Release(b)
-	out := make([]float32, cols)
-	for c := range acc {
-		out[c] = float32(acc[c] / float64(rows))
+	out := acc[0]
+	for c := range out {
+		out[c] /= float32(rows)
 	}
 	return out, nil
+}
+
+// ceilLog2 is ⌈log2 n⌉ (0 for n ≤ 1).
+func ceilLog2(n int64) int64 {
+	var k int64
+	for int64(1)<<k < n {
+		k++
+	}
+	return k
 }
 
 // compareNames reports tensors present in one model but not the other.

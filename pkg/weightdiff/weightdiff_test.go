@@ -211,11 +211,11 @@ func padded(r []float32, n int) []float32 {
 	out := append([]float32(nil), r...)
 	for len(out) < n {
 		for c := 0; c < cols; c++ {
-			var s float64
+			var s float32 // torch's float32 sum: sequential below 16 rows
 			for i := 0; i < rows; i++ {
-				s += float64(r[i*cols+c])
+				s += r[i*cols+c]
 			}
-			out = append(out, float32(s/float64(rows)))
+			out = append(out, s/float32(rows))
 		}
 	}
 	return out
