@@ -59,7 +59,9 @@ func compareHex(t *testing.T, what, dir string, want map[string]string) {
 	}
 }
 
-func leU32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func leU32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // make from .bin models gives torch's diff bit for bit (pad row included).
 func TestMakeMatchesTorch(t *testing.T) {
