@@ -178,7 +178,20 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 		}
 	}
 	sort.Strings(names)
-	if err := compareNames(raw.Names(), names, "raw model", "diff"); err != nil {
+	want := map[string][]int64{}
+	for _, n := range names {
+		if man != nil {
+			want[n] = man.tensor(n).Shape
+		} else if ti, ok := diff.Info(n); ok {
+			want[n] = ti.Shape
+		}
+	}
+	var rawSrc Source = raw
+	if s, added := withRotaryBuffers(raw, want, opt.Diff, opt.Raw); len(added) > 0 {
+		rawSrc = s
+		opt.logf("note: the raw model has no %s buffers (newer conversion); computed %d of them (1/theta^(2i/d), float32)", invFreqSuffix, len(added))
+	}
+	if err := compareNames(rawSrc.Names(), names, "raw model", "diff"); err != nil {
 		return nil, err
 	}
 	var plans []*tplan
@@ -186,7 +199,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 	var total int64
 	padRows := int64(-1)
 	for _, name := range names {
-		ri, _ := raw.Info(name)
+		ri, _ := rawSrc.Info(name)
 		var ti safetensors.TensorInfo
 		var mt *ManifestTensor
 		if man != nil {
@@ -216,7 +229,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 				return nil, fmt.Errorf("tensor %q: the diff expects %d pad row(s) added to the raw model, but it has %d rows fewer than the diff (wrong raw model?)", name, man.PadRows, added)
 			}
 		}
-		r, err := raw.Bytes(name)
+		r, err := rawSrc.Bytes(name)
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +256,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 			}
 			tp.chunk = max(1, opt.chunkBytes()/4)
 			if added > 0 {
-				if tp.mean, err = meanRow(raw, name, ri); err != nil {
+				if tp.mean, err = meanRow(rawSrc, name, ri); err != nil {
 					return nil, err
 				}
 			}

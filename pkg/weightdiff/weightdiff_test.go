@@ -390,3 +390,60 @@ func FuzzManifest(f *testing.F) {
 		}
 	})
 }
+
+// Alpaca's published diff carries rotary_emb.inv_freq buffers that newer
+// LLaMA conversions do not have; recover computes them. The reference values
+// are torch's 1.0 / (10000 ** (torch.arange(0, 128, 2).float() / 128)):
+// element 1 = 0.8659643530845642, sum = 7.459954261779785.
+func TestRotaryBuffersComputed(t *testing.T) {
+	tmp := t.TempDir()
+	raw, tuned := filepath.Join(tmp, "raw"), filepath.Join(tmp, "tuned")
+	tinyLlama(t, raw, 10, 8, 12, safetensors.F32, 2, 0)
+	tinyLlama(t, tuned, 10, 8, 12, safetensors.F32, 3, 0.003)
+	const name = "model.layers.0.self_attn.rotary_emb.inv_freq"
+	src, _, _ := OpenModel(raw)
+	s, added := withRotaryBuffers(src, map[string][]int64{name: {64}})
+	if len(added) != 1 {
+		t.Fatal(added)
+	}
+	b, _ := s.Bytes(name)
+	inv, _ := safetensors.DecodeFloat32(safetensors.F32, b)
+	var sum float32
+	for _, v := range inv {
+		sum += v
+	}
+	if inv[1] != float32(0.8659643530845642) || math.Abs(float64(sum)-7.459954261779785) > 1e-6 {
+		t.Errorf("inv_freq[1] = %v, sum %v", inv[1], sum)
+	}
+	src.Close()
+	// raw and tuned with the buffer -> diff; recover from raw without it
+	withBuf := func(dir, out string) {
+		m, _ := safetensors.OpenDir(dir)
+		var ts []safetensors.Tensor
+		for _, n := range m.Names() {
+			ti, _ := m.Info(n)
+			d, _ := m.Bytes(n)
+			ts = append(ts, safetensors.Tensor{Name: n, DType: ti.DType, Shape: ti.Shape, Data: append([]byte(nil), d...)})
+		}
+		m.Close()
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: []int64{64}, Data: b})
+		if err := safetensors.WriteModel(out, ts, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withBuf(raw, raw+"b")
+	withBuf(tuned, tuned+"b")
+	ctx := context.Background()
+	diff := filepath.Join(tmp, "diff")
+	if _, err := Make(ctx, MakeOptions{Options: small, Raw: raw + "b", Tuned: tuned + "b", Out: diff}); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(tmp, "rec")
+	if _, err := Recover(ctx, RecoverOptions{Options: small, Raw: raw, Diff: diff, Out: rec}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readModel(t, rec)
+	if !bytes.Equal(got[name], b) {
+		t.Error("inv_freq not recovered")
+	}
+}
