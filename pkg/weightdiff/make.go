@@ -404,12 +404,16 @@ func computeMakeDiff(t *task) {
 		t.out = []byte{}
 		return
 	}
+	tes := int64(tp.aDT.Size())
+	tb := tp.a[t.lo*tes : t.hi*tes]
+	if littleEndian && tp.aDT == safetensors.F32 && tp.rDT == safetensors.F32 && tp.outDT == safetensors.F32 && t.hi <= tp.rawElems {
+		makeDiffF32(t, tb)
+		return
+	}
 	tv := getF32(n)
 	rv := getF32(n)
 	defer putF32(tv)
 	defer putF32(rv)
-	tes := int64(tp.aDT.Size())
-	tb := tp.a[t.lo*tes : t.hi*tes]
 	decodeInto(tv, tp.aDT, tb)
 	tp.rawChunk(rv, t.lo, t.hi)
 	for i := range tv {
@@ -437,6 +441,49 @@ func computeMakeDiff(t *task) {
 			if !bytes.Equal(rec[i*tes:(i+1)*tes], tb[i*tes:(i+1)*tes]) {
 				t.inexact++
 			}
+		}
+	}
+	tp.releaseRaw(t.lo, t.hi)
+}
+
+// makeDiffF32 is computeMakeDiff for float32 models in one pass without
+// conversions.
+func makeDiffF32(t *task, tb []byte) {
+	tp := t.tp
+	t.out = make([]byte, len(tb))
+	d := asF32(t.out)
+	tv := asF32(tb)
+	rv := asF32(tp.r[4*t.lo : 4*t.hi])
+	var s float64
+	var inexact int64
+	for i := range d {
+		x := tv[i] - rv[i]
+		d[i] = x
+		y := rv[i] + x // what recover computes
+		s += float64(y)
+		if math.Float32bits(y) != math.Float32bits(tv[i]) {
+			inexact++
+		}
+	}
+	// a float64 sum of float32 values cannot overflow: it is finite exactly
+	// when every value is (a non-finite difference makes y non-finite)
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		for i := range d {
+			if x := d[i]; math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				t.err = fmt.Errorf("tensor %q: element %d: tuned − raw is not finite (tuned %v, raw %v)", tp.name, t.lo+int64(i), tv[i], rv[i])
+				return
+			}
+		}
+		t.err = fmt.Errorf("tensor %q: raw + (tuned − raw) is not finite", tp.name)
+		return
+	}
+	t.sum = s
+	t.inexact = inexact
+	if inexact > 0 {
+		t.rec = make([]byte, len(tb))
+		rec := asF32(t.rec)
+		for i := range rec {
+			rec[i] = rv[i] + d[i]
 		}
 	}
 	tp.releaseRaw(t.lo, t.hi)
