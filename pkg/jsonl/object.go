@@ -60,13 +60,16 @@ func valueEnd(b []byte, i int) int {
 
 // stringEnd returns the index just past the string literal starting at b[i].
 func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b)
 		}
+		q := j + k
+		if !oddBackslashes(b[j:q]) {
+			return q + 1
+		}
+		j = q + 1 // an escaped quote
 	}
 	return len(b)
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
@@ -135,6 +136,12 @@ func create(path string, compress bool) (*Output, error) {
 		if err != nil {
 			return nil, err
 		}
+		// CreateTemp makes the file 0600; give it the usual 0666 &^ umask.
+		if err := f.Chmod(0o666 &^ umask()); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
 		out.f, out.tmp = f, f.Name()
 		w = f
 	}
@@ -209,6 +216,14 @@ func (o *Output) Abort() {
 		o.zw.Close()
 	}
 }
+
+var umaskOnce = sync.OnceValue(func() os.FileMode {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return os.FileMode(m)
+})
+
+func umask() os.FileMode { return umaskOnce() }
 
 // IsBrokenPipe reports whether err comes from writing to a closed pipe.
 func IsBrokenPipe(err error) bool {
