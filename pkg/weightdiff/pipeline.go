@@ -294,14 +294,6 @@ func newOutDir(final string, force bool) (*outDir, error) {
 }
 
 func (o *outDir) commit() error {
-	// files were written 0600 under temporary names; a model directory is
-	// meant to be shared like any other
-	ents, _ := os.ReadDir(o.tmp)
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			os.Chmod(filepath.Join(o.tmp, e.Name()), 0o644)
-		}
-	}
 	if st, err := os.Stat(o.final); err == nil && st.IsDir() {
 		old := o.tmp + ".old"
 		if err := os.Rename(o.final, old); err != nil {
