@@ -339,15 +339,27 @@ func gather(out, data []byte, t *TensorRef, es int64) {
 // Release drops the pages under b (a slice returned by Bytes) from the
 // resident set; see safetensors.File.Release.
 func (f *File) Release(b []byte) {
+	if off, ok := f.offsetOf(b); ok {
+		safetensors.ReleaseMapped(f.mapping, off, len(b))
+	}
+}
+
+// Prefetch starts reading the pages under b in the background.
+func (f *File) Prefetch(b []byte) {
+	if off, ok := f.offsetOf(b); ok {
+		safetensors.PrefetchMapped(f.mapping, off, len(b))
+	}
+}
+
+func (f *File) offsetOf(b []byte) (int, bool) {
 	if len(b) == 0 || len(f.mapping) == 0 {
-		return
+		return 0, false
 	}
-	base := &f.mapping[0]
-	off := int(uintptrOf(&b[0]) - uintptrOf(base))
-	if uintptrOf(&b[0]) < uintptrOf(base) || off+len(b) > len(f.mapping) {
-		return
+	base, p := uintptrOf(&f.mapping[0]), uintptrOf(&b[0])
+	if p < base || p+uintptr(len(b)) > base+uintptr(len(f.mapping)) {
+		return 0, false
 	}
-	safetensors.ReleaseMapped(f.mapping, off, len(b))
+	return int(p - base), true
 }
 
 // IndexName is the shard index Hugging Face writes for sharded .bin models.
@@ -498,5 +510,12 @@ func (m *Model) Bytes(name string) ([]byte, error) {
 func (m *Model) Release(b []byte) {
 	for _, f := range m.files {
 		f.Release(b)
+	}
+}
+
+// Prefetch starts reading the pages under b in the background.
+func (m *Model) Prefetch(b []byte) {
+	for _, f := range m.files {
+		f.Prefetch(b)
 	}
 }

@@ -279,7 +279,8 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 			return nil, err
 		}
 		tp := &tplan{name: name, n: ti.NumElements(), a: a, aDT: ti.DType, r: r, rDT: ri.DType,
-			rawElems: ri.NumElements(), recDT: ti.DType, rawRel: raw.Release}
+			rawElems: ri.NumElements(), recDT: ti.DType, rawRel: raw.Release,
+			prefetch: []func([]byte){prefetcher(raw), prefetcher(tuned)}}
 		if len(ti.Shape) == 2 {
 			tp.cols = ti.Shape[1]
 		}

@@ -22,11 +22,12 @@ type tplan struct {
 	r   []byte // raw bytes (shorter than n elements when resized)
 	rDT safetensors.DType
 
-	rawRel   func([]byte) // drops raw pages from the resident set
-	aRel     func([]byte) // the same for the diff input (recover)
-	rawElems int64        // elements present in the raw tensor
-	cols     int64        // row length, for the pad rows
-	mean     []float32    // Alpaca's new-row value (mode diff, resized tensors)
+	rawRel   func([]byte)   // drops raw pages from the resident set
+	aRel     func([]byte)   // the same for the diff input (recover)
+	prefetch []func([]byte) // start reading inputs ahead: raw, a
+	rawElems int64          // elements present in the raw tensor
+	cols     int64          // row length, for the pad rows
+	mean     []float32      // Alpaca's new-row value (mode diff, resized tensors)
 
 	outDT  safetensors.DType // dtype of what is written (diff or recovered)
 	recDT  safetensors.DType // dtype of the recovered tensor
@@ -64,9 +65,41 @@ func (tp *tplan) rawBytes(lo, hi int64) []byte {
 	return tp.r[lo*es : end*es]
 }
 
+// prefetcher returns a source's Prefetch method, if it has one.
+func prefetcher(s any) func([]byte) {
+	if p, ok := s.(interface{ Prefetch([]byte) }); ok {
+		return p.Prefetch
+	}
+	return nil
+}
+
 func (tp *tplan) releaseRaw(lo, hi int64) {
 	if rb := tp.rawBytes(lo, hi); rb != nil && tp.rawRel != nil {
 		tp.rawRel(rb)
+	}
+}
+
+// prefetchChunk asks the kernel to read a task's inputs in the background
+// while earlier tasks compute.
+func (tp *tplan) prefetchChunk(lo, hi int64) {
+	if len(tp.prefetch) == 0 {
+		return
+	}
+	if rb := tp.rawBytes(lo, hi); rb != nil && tp.prefetch[0] != nil {
+		tp.prefetch[0](rb)
+	}
+	if len(tp.prefetch) > 1 && tp.prefetch[1] != nil {
+		if tp.frames != nil {
+			if int(hi) > 0 && len(tp.frames) > 0 {
+				// xor: the frame for this chunk
+				if i := int(lo / tp.chunk); i < len(tp.frames) {
+					tp.prefetch[1](tp.frames[i])
+				}
+			}
+		} else if tp.a != nil {
+			es := int64(tp.aDT.Size())
+			tp.prefetch[1](tp.a[lo*es : hi*es])
+		}
 	}
 }
 
@@ -106,6 +139,7 @@ func run(ctx context.Context, workers int, plans []*tplan, compute func(*task), 
 			}
 			for c := int64(0); c < chunks; c++ {
 				t := &task{tp: tp, idx: int(c), lo: c * tp.chunk, hi: min((c+1)*tp.chunk, n), first: c == 0, last: c == chunks-1, done: make(chan struct{})}
+				tp.prefetchChunk(t.lo, t.hi)
 				select {
 				case ordered <- t:
 				case <-ctx.Done():

@@ -87,6 +87,17 @@ func openXor(path string) (*xorData, error) {
 
 func (x *xorData) Close() error { return syscall.Munmap(x.b) }
 
+// prefetch starts reading the pages under b, a slice of the mapping.
+func (x *xorData) prefetch(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	off := int(uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(&x.b[0])))
+	if off >= 0 && off+len(b) <= len(x.b) {
+		safetensors.PrefetchMapped(x.b, off, len(b))
+	}
+}
+
 // release drops the pages under b, a slice of the mapping.
 func (x *xorData) release(b []byte) {
 	if len(b) == 0 {
@@ -249,6 +260,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 				return nil, err
 			}
 			tp.aRel = diff.Release
+			tp.prefetch = []func([]byte){prefetcher(raw), prefetcher(diff)}
 			tp.aDT = di.DType
 			tp.outDT = ti.DType
 			if opt.DType != "" {
@@ -270,6 +282,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 				return nil, err
 			}
 			tp.aRel = xd.release
+			tp.prefetch = []func([]byte){prefetcher(raw), xd.prefetch}
 		}
 		tp.recDT = tp.outDT
 		outInfos = append(outInfos, safetensors.TensorInfo{Name: name, DType: tp.outDT, Shape: ti.Shape})
