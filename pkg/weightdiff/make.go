@@ -237,6 +237,15 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 	}()
 	names := tuned.Names()
 	sort.Strings(names)
+	want := map[string][]int64{}
+	for _, n := range names {
+		ti, _ := tuned.Info(n)
+		want[n] = ti.Shape
+	}
+	if s, added := withRotaryBuffers(raw, want, opt.Tuned, opt.Raw); len(added) > 0 {
+		raw = s
+		opt.logf("note: the raw model has no %s buffers (newer conversion); computed %d of them (1/theta^(2i/d), float32)", invFreqSuffix, len(added))
+	}
 	if err := compareNames(raw.Names(), names, "raw model", "tuned model"); err != nil {
 		return nil, err
 	}

@@ -126,3 +126,10 @@ func withRotaryBuffers(raw Source, want map[string][]int64, configDirs ...string
 	}
 	return s, missing
 }
+
+// Prefetch passes through to the wrapped source.
+func (s *synthSource) Prefetch(b []byte) {
+	if p := prefetcher(s.Source); p != nil {
+		p(b)
+	}
+}
