@@ -1,0 +1,279 @@
+// Package cpu is the pure-Go reference implementation of backend.Backend.
+// Everything runs in float32 (float64 only for loss sums) and is spread
+// over GOMAXPROCS goroutines. Matrix products go to gonum's pure-Go BLAS by
+// default, or to OpenBLAS through cgo when built with -tags openblas.
+package cpu
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/alpaca-go/alpaca/pkg/backend"
+)
+
+// CPU implements backend.Backend.
+type CPU struct {
+	threads int
+	scratch sync.Pool // *[]float32 attention score buffers
+}
+
+// New returns a CPU backend using threads goroutines (<= 0: GOMAXPROCS).
+func New(threads int) *CPU {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	setBLASThreads(threads)
+	return &CPU{threads: threads}
+}
+
+var _ backend.Backend = (*CPU)(nil)
+
+// Name says which matmul path runs.
+func (c *CPU) Name() string { return "cpu (" + blasName() + ")" }
+
+// Threads is the number of goroutines used.
+func (c *CPU) Threads() int { return c.threads }
+
+// parallel calls f over [0,n) split into at most c.threads contiguous
+// chunks of at least minChunk items. The split only depends on n and the
+// thread count, so results are deterministic for a given thread count.
+func (c *CPU) parallel(n, minChunk int, f func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	k := c.threads
+	if minChunk < 1 {
+		minChunk = 1
+	}
+	if m := (n + minChunk - 1) / minChunk; m < k {
+		k = m
+	}
+	if k <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(k - 1)
+	for i := 1; i < k; i++ {
+		lo, hi := i*n/k, (i+1)*n/k
+		go func() { f(lo, hi); wg.Done() }()
+	}
+	f(0, n/k)
+	wg.Wait()
+}
+
+// MatMul: C = alpha*op(A)*op(B) + beta*C (row-major).
+func (c *CPU) MatMul(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	c.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+}
+
+// RMSNorm: y = w * x * rstd, rstd = 1/sqrt(mean(x^2)+eps).
+func (c *CPU) RMSNorm(y, rstd, x, w []float32, rows, dim int, eps float32) {
+	c.parallel(rows, 16, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := x[r*dim : (r+1)*dim]
+			yr := y[r*dim : (r+1)*dim]
+			var ss float32
+			for _, v := range xr {
+				ss += v * v
+			}
+			rs := float32(1 / math.Sqrt(float64(ss/float32(dim)+eps)))
+			rstd[r] = rs
+			for i, v := range xr {
+				yr[i] = w[i] * (v * rs)
+			}
+		}
+	})
+}
+
+// RMSNormBackward: dx += dL/dx, dw += dL/dw.
+func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int) {
+	// dw is reduced over rows: each chunk accumulates privately, then the
+	// chunks are added in a fixed order.
+	nch := c.threads
+	if rows < nch {
+		nch = max(rows, 1)
+	}
+	pp := getBuf(nch * dim)
+	defer packPool.Put(pp)
+	part := *pp
+	clear(part)
+	c.parallel(nch, 1, func(clo, chi int) {
+		for ch := clo; ch < chi; ch++ {
+			pw := part[ch*dim : (ch+1)*dim]
+			for r := ch * rows / nch; r < (ch+1)*rows/nch; r++ {
+				xr := x[r*dim : (r+1)*dim]
+				dyr := dy[r*dim : (r+1)*dim]
+				dxr := dx[r*dim : (r+1)*dim]
+				rs := rstd[r]
+				var dot float32
+				for i, v := range xr {
+					g := w[i] * dyr[i]
+					dot += g * v
+					pw[i] += dyr[i] * v * rs
+				}
+				k := rs * rs * rs * dot / float32(dim)
+				for i, v := range xr {
+					dxr[i] += rs*w[i]*dyr[i] - k*v
+				}
+			}
+		}
+	})
+	for ch := 0; ch < nch; ch++ {
+		pw := part[ch*dim : (ch+1)*dim]
+		for i, v := range pw {
+			dw[i] += v
+		}
+	}
+}
+
+// RoPE rotates x in place (HF rotate-half); inverse = transposed rotation.
+func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin []float32, inverse bool) {
+	half := headDim / 2
+	c.parallel(rows, 32, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			p := int(pos[r])
+			cr := cos[p*half : (p+1)*half]
+			sr := sin[p*half : (p+1)*half]
+			for h := 0; h < heads; h++ {
+				v := x[(r*heads+h)*headDim : (r*heads+h+1)*headDim]
+				x1, x2 := v[:half], v[half:headDim]
+				if inverse {
+					for i := range x1 {
+						a, b := x1[i], x2[i]
+						x1[i] = a*cr[i] + b*sr[i]
+						x2[i] = b*cr[i] - a*sr[i]
+					}
+				} else {
+					for i := range x1 {
+						a, b := x1[i], x2[i]
+						x1[i] = a*cr[i] - b*sr[i]
+						x2[i] = b*cr[i] + a*sr[i]
+					}
+				}
+			}
+		}
+	})
+}
+
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
+
+// SwiGLU: y = silu(gate)*up.
+func (c *CPU) SwiGLU(y, gate, up []float32) {
+	c.parallel(len(y), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gate[i]
+			y[i] = g * sigmoid(g) * up[i]
+		}
+	})
+}
+
+// SwiGLUBackward writes dgate and dup.
+func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up []float32) {
+	c.parallel(len(dy), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gate[i]
+			s := sigmoid(g)
+			d := dy[i]
+			dup[i] = d * g * s
+			dgate[i] = d * up[i] * s * (1 + g*(1-s))
+		}
+	})
+}
+
+// CrossEntropy: see backend.Backend.
+func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, vocab int, scale float32) (float64, int) {
+	nch := min(c.threads, max(rows, 1))
+	sums := make([]float64, nch)
+	cnts := make([]int, nch)
+	c.parallel(nch, 1, func(clo, chi int) {
+		for ch := clo; ch < chi; ch++ {
+			for r := ch * rows / nch; r < (ch+1)*rows/nch; r++ {
+				l := logits[r*vocab : (r+1)*vocab]
+				d := dlogits[r*vocab : (r+1)*vocab]
+				t := targets[r]
+				if t < 0 {
+					clear(d)
+					continue
+				}
+				mx := l[0]
+				for _, v := range l {
+					mx = max(mx, v)
+				}
+				lt := l[t]
+				var sum float64
+				for i, v := range l {
+					e := expf(v - mx)
+					d[i] = e
+					sum += float64(e)
+				}
+				lse := float64(mx) + math.Log(sum)
+				sums[ch] += lse - float64(lt)
+				cnts[ch]++
+				k := scale * float32(1/sum)
+				for i, e := range d {
+					d[i] = k * e
+				}
+				d[t] -= scale
+			}
+		}
+	})
+	var s float64
+	n := 0
+	for i := range sums {
+		s += sums[i]
+		n += cnts[i]
+	}
+	return s, n
+}
+
+// AdamWUpdate: one AdamW step with PyTorch's (single-tensor, foreach off)
+// arithmetic: w *= 1-lr*wd; m = m + (g-m)*(1-b1); v = v*b2 + (1-b2)*g*g;
+// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+func (c *CPU) AdamWUpdate(w, g, m, v []float32, p backend.AdamW) {
+	bc1 := 1 - math.Pow(p.Beta1, float64(p.Step))
+	bc2 := 1 - math.Pow(p.Beta2, float64(p.Step))
+	stepSize := float32(p.LR / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	decay := float32(1 - p.LR*p.WeightDecay)
+	omb1, beta2, omb2 := float32(1-p.Beta1), float32(p.Beta2), float32(1-p.Beta2)
+	eps := float32(p.Eps)
+	wd := p.WeightDecay != 0
+	c.parallel(len(w), 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := g[i]
+			wi := w[i]
+			if wd {
+				wi *= decay
+			}
+			mi := m[i] + (gi-m[i])*omb1
+			vi := v[i]*beta2 + omb2*gi*gi
+			m[i], v[i] = mi, vi
+			denom := float32(math.Sqrt(float64(vi)))/bc2s + eps
+			w[i] = wi - stepSize*(mi/denom)
+		}
+	})
+}
+
+// checkGemm panics (like gonum does) when a slice is too short for the
+// shapes, before any assembly or C code touches memory.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	rowsA, colsA := m, k
+	if transA {
+		rowsA, colsA = k, m
+	}
+	rowsB, colsB := k, n
+	if transB {
+		rowsB, colsB = n, k
+	}
+	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
+		panic("cpu: sgemm: bad leading dimension")
+	}
+	if k > 0 && (len(a) < (rowsA-1)*lda+colsA || len(b) < (rowsB-1)*ldb+colsB) || len(c) < (m-1)*ldc+n {
+		panic("cpu: sgemm: slice too short")
+	}
+}

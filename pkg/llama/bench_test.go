@@ -1,0 +1,81 @@
+package llama
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// benchConfigs are the shapes scripts/bench/trainer.sh compares with
+// PyTorch (scripts/bench/llama_step_torch.py uses the same).
+var benchConfigs = []struct {
+	name    string
+	cfg     Config
+	B, T    int
+	example int // packed example length
+}{
+	{"s1-d256-l4-v8k", benchCfg(256, 688, 4, 8, 8, 8000), 4, 128, 64},
+	{"s2-d512-l4-gqa-v32k", benchCfg(512, 1376, 4, 8, 4, 32000), 2, 256, 128},
+}
+
+func benchCfg(d, i, l, h, kv, v int) Config {
+	c := DefaultConfig()
+	c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers = d, i, l
+	c.NumAttentionHeads, c.NumKeyValueHeads, c.VocabSize = h, kv, v
+	return c
+}
+
+// benchBatch packs examples of length ex into B rows of T, with the first
+// quarter of each example masked as "prompt" (deterministic).
+func benchBatch(V, B, T, ex int) *Batch {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := &Batch{B: B, T: T}
+	N := B * T
+	b.Tokens, b.Pos, b.Seg, b.Target = make([]int32, N), make([]int32, N), make([]int32, N), make([]int32, N)
+	for i := 0; i < N; i++ {
+		t := i % T
+		b.Tokens[i] = int32(r.IntN(V))
+		b.Pos[i] = int32(t % ex)
+		b.Seg[i] = int32(t / ex)
+	}
+	for i := 0; i < N; i++ {
+		t := i % T
+		if t%ex >= ex/4 && t%ex < ex-1 {
+			b.Target[i] = b.Tokens[i+1]
+		} else {
+			b.Target[i] = -1
+		}
+	}
+	return b
+}
+
+// BenchmarkStep times one ForwardBackward (+ZeroGrad) per op.
+// BENCH_CONFIG=name limits it to one config.
+func BenchmarkStep(b *testing.B) {
+	for _, bc := range benchConfigs {
+		if s := os.Getenv("BENCH_CONFIG"); s != "" && s != bc.name {
+			continue
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			m := New(bc.cfg, 1)
+			batch := benchBatch(bc.cfg.VocabSize, bc.B, bc.T, bc.example)
+			if _, _, err := m.ForwardBackward(batch, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.ZeroGrad()
+				if _, _, err := m.ForwardBackward(batch, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(bc.B*bc.T)/sec, "tok/s")
+			b.ReportMetric(sec*1000, "ms/step")
+		})
+	}
+	_ = fmt.Sprint
+	_ = strconv.Itoa
+}

@@ -1,0 +1,195 @@
+package llama
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/alpaca-go/alpaca/pkg/safetensors"
+)
+
+// TokenizerFile is the tokenizer file name inside a model directory.
+const TokenizerFile = "tokenizer.model"
+
+// Load reads a Hugging Face model directory: config.json and
+// model.safetensors (or shards listed in model.safetensors.index.json);
+// F32, F16 and BF16 weights become fp32. With tied embeddings a stored
+// lm_head.weight is ignored (HF ties it to embed_tokens). Rotary inv_freq
+// buffers of old checkpoints are skipped; any other unexpected tensor, a
+// missing one or a wrong shape is an error. TokenizerPath is set when the
+// directory holds tokenizer.model.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	m := newEmpty(cfg)
+	want := map[string]*Param{}
+	for _, p := range m.params {
+		want[p.Name] = p
+	}
+	for _, name := range st.Names() {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if strings.HasSuffix(name, "rotary_emb.inv_freq") || (name == "lm_head.weight" && cfg.TieWordEmbeddings) {
+			continue
+		}
+		return nil, fmt.Errorf("%s: unexpected tensor %q for a LlamaForCausalLM with this config", dir, name)
+	}
+	for _, p := range m.params {
+		info, ok := st.Info(p.Name)
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %q missing", dir, p.Name)
+		}
+		if !sameShape(info.Shape, p.Shape) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", dir, p.Name, info.Shape, p.Shape)
+		}
+		if !info.DType.IsFloat() {
+			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", dir, p.Name, info.DType)
+		}
+		w, err := st.Float32(p.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
+		}
+		copy(p.W, w)
+	}
+	if tp := filepath.Join(dir, TokenizerFile); fileExists(tp) {
+		m.TokenizerPath = tp
+	}
+	return m, nil
+}
+
+func sameShape(a []int64, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != int64(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Save writes config.json, model.safetensors and, when TokenizerPath is
+// set, tokenizer.model into dir; see SaveSharded.
+func (m *Model) Save(dir string, dtype string) error { return m.SaveSharded(dir, dtype, 0) }
+
+// SaveSharded writes the model directory atomically: everything goes to a
+// temporary sibling directory which then replaces dir (an existing dir is
+// replaced as a whole). dtype is float32 (default), float16 or bfloat16
+// (any spelling safetensors.ParseDType accepts); config.json's torch_dtype
+// says which. With maxShardBytes > 0 and a larger model the weights are
+// split into HF-named shards plus model.safetensors.index.json.
+func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error {
+	if dtype == "" {
+		dtype = "float32"
+	}
+	dt, err := safetensors.ParseDType(dtype)
+	if err != nil {
+		return err
+	}
+	if dt != safetensors.F32 && dt != safetensors.F16 && dt != safetensors.BF16 {
+		return fmt.Errorf("llama: save dtype %s not supported (float32, float16, bfloat16)", dt)
+	}
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	cfg := m.Config
+	cfg.TorchDtype = dt.TorchName()
+	cj, err := cfg.MarshalJSON() // direct call keeps the one-key-per-line layout
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), 0o644); err != nil {
+		return err
+	}
+	tensors := make([]safetensors.Tensor, len(m.params))
+	for i, p := range m.params {
+		data, err := safetensors.EncodeFloat32(dt, p.W)
+		if err != nil {
+			return err
+		}
+		shape := make([]int64, len(p.Shape))
+		for j, s := range p.Shape {
+			shape[j] = int64(s)
+		}
+		tensors[i] = safetensors.Tensor{Name: p.Name, DType: dt, Shape: shape, Data: data}
+	}
+	if err := safetensors.WriteModel(tmp, tensors, map[string]string{"format": "pt"}, maxShardBytes); err != nil {
+		return err
+	}
+	if m.TokenizerPath != "" {
+		if err := copyFile(filepath.Join(tmp, TokenizerFile), m.TokenizerPath); err != nil {
+			return fmt.Errorf("copying tokenizer: %w", err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	// Replace dir: move an existing one aside, rename, then delete it.
+	var old string
+	if _, err := os.Lstat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return err
+	}
+	ok = true
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	if m.TokenizerPath != "" && strings.HasPrefix(m.TokenizerPath, dir+string(filepath.Separator)) {
+		// the old copy is gone; point at the new one
+		m.TokenizerPath = filepath.Join(dir, TokenizerFile)
+	}
+	return nil
+}
+
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Model step benchmark: one forward+backward (pkg/llama ForwardBackward)
+# on two small LLaMA configs, ours beside PyTorch CPU with the same thread
+# count, shapes and packed batch, in one run. Prints ms/step, tokens/s,
+# peak RSS and the time ratio ours/torch (goal <= 1.5).
+#
+# Our side is pkg/llama's BenchmarkStep built as a test binary three ways:
+# go-default: the default CGO_ENABLED=0 build (pure-Go blocked SGEMM with the
+# AVX2/FMA Go-assembly micro-kernel; gonum on CPUs without AVX2), go-gonum:
+# -tags purego (gonum's Sgemm, no assembly of ours), go-openblas: -tags
+# openblas (cgo, libopenblas), when it builds. PyTorch side: scripts/bench/llama_step_torch.py (/usr/bin/python3
+# with torch). Env: THREADS (default 2), STEPS (default 5), GO (default go).
+# The full-training benchmark (pkg/train) is a separate script.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+THREADS=${THREADS:-2}
+STEPS=${STEPS:-5}
+GO=${GO:-go}
+PY=${PY:-/usr/bin/python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# name D I L H KV V B T EX  (must match benchConfigs in pkg/llama/bench_test.go)
+configs=(
+  "s1-d256-l4-v8k 256 688 4 8 8 8000 4 128 64"
+  "s2-d512-l4-gqa-v32k 512 1376 4 8 4 32000 2 256 128"
+)
+
+timev() { # timev OUTFILE cmd... ; stdout to OUTFILE, peak RSS (KiB) on stdout
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -v -o "$1.time" "${@:2}" >"$1" 2>&1 || { cat "$1" >&2; return 1; }
+    awk -F: '/Maximum resident set size/{gsub(/ /,"",$2); print $2}' "$1.time"
+  else
+    "${@:2}" >"$1" 2>&1 || { cat "$1" >&2; return 1; }
+    echo 0
+  fi
+}
+
+variants=("default" "gonum")
+if ! "$GO" version >/dev/null 2>&1; then echo "trainer bench: no Go toolchain ($GO); skipped"; exit 0; fi
+CGO_ENABLED=0 "$GO" test -c -o "$tmp/llama-default.test" ./pkg/llama || exit 1
+CGO_ENABLED=0 "$GO" test -tags purego -c -o "$tmp/llama-gonum.test" ./pkg/llama || exit 1
+if CGO_ENABLED=1 "$GO" test -tags openblas -c -o "$tmp/llama-openblas.test" ./pkg/llama 2>"$tmp/cgo.err"; then
+  variants+=("openblas")
+else
+  echo "note: OpenBLAS build failed (no cgo or libopenblas-dev?); pure Go only"
+fi
+have_torch=1
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+  have_torch=0
+  echo "note: $PY has no torch; PyTorch reference skipped"
+fi
+
+printf '%-22s %-16s %10s %10s %10s %8s\n' config impl ms/step tok/s peakMiB ratio
+for c in "${configs[@]}"; do
+  set -- $c
+  name=$1
+  tms=""
+  if [ $have_torch = 1 ]; then
+    rss=$(timev "$tmp/torch.out" "$PY" scripts/bench/llama_step_torch.py "$THREADS" "$STEPS" "$@") || continue
+    read -r _ tms ttok _ < <(tail -1 "$tmp/torch.out")
+    printf '%-22s %-16s %10.1f %10.0f %10.0f %8s\n' "$name" "torch-$THREADS" "$tms" "$ttok" "$((rss / 1024))" "1.00"
+  fi
+  for v in "${variants[@]}"; do
+    rss=$(GOMAXPROCS=$THREADS BENCH_CONFIG=$name timev "$tmp/go.out" "$tmp/llama-$v.test" \
+      -test.run '^$' -test.bench '^BenchmarkStep$' -test.benchtime "${STEPS}x") || continue
+    ms=$(awk '/ms\/step/{for(i=1;i<=NF;i++) if($(i+1)=="ms/step") print $i}' "$tmp/go.out")
+    tok=$(awk '/tok\/s/{for(i=1;i<=NF;i++) if($(i+1)=="tok/s") print $i}' "$tmp/go.out")
+    ratio="-"
+    [ -n "$tms" ] && ratio=$(awk -v a="$ms" -v b="$tms" 'BEGIN{printf "%.2f", a/b}')
+    printf '%-22s %-16s %10.1f %10.0f %10.0f %8s\n' "$name" "go-$v" "$ms" "$tok" "$((rss / 1024))" "$ratio"
+  done
+done
+echo "(threads=$THREADS, steps=$STEPS; ratio = our ms/step / torch ms/step; goal <= 1.5. Go RSS includes the test binary's runtime; a shared machine makes these numbers noisy.)"
