@@ -1,6 +1,8 @@
 package weightdiff
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -151,6 +153,14 @@ func human(n int64) string {
 }
 
 // need reports the first missing required flag; pairs are name, value.
+// interrupted turns a cancellation into a message saying what was left.
+func interrupted(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted: nothing was written to --out (the partial output was removed)")
+	}
+	return err
+}
+
 func need(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if pairs[i+1] == "" {
@@ -204,6 +214,7 @@ model is first resized the way Alpaca does (new rows = mean of the others).`,
 	defer cancel()
 	start := time.Now()
 	s, err := Make(ctx, mo)
+	err = interrupted(err)
 	p.Done()
 	if err != nil {
 		return cmd.Exit(err, stdout, stderr)
@@ -257,6 +268,7 @@ config and tokenizer files into --out (created only when everything passed).`,
 	defer cancel()
 	start := time.Now()
 	s, err := Recover(ctx, ro)
+	err = interrupted(err)
 	p.Done()
 	if err != nil {
 		return cmd.Exit(err, stdout, stderr)
@@ -314,6 +326,7 @@ against the original's naive check value with --expect-sum.`,
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
 	s, err := Verify(ctx, vo)
+	err = interrupted(err)
 	p.Done()
 	if err != nil {
 		return cmd.Exit(err, stdout, stderr)
