@@ -134,12 +134,19 @@ type unpickler struct {
 // Unpickle runs the restricted machine over a whole pickle and returns the
 // top-level object.
 func Unpickle(data []byte) (any, error) {
-	u := &unpickler{data: data, memo: map[int64]any{}}
+	v, _, err := unpickleAt(data, 0)
+	return v, err
+}
+
+// unpickleAt runs one pickle starting at data[pos:] and returns the offset
+// just after its STOP (the legacy format is several pickles in a row).
+func unpickleAt(data []byte, pos int) (any, int, error) {
+	u := &unpickler{data: data, pos: pos, memo: map[int64]any{}}
 	v, err := u.run()
 	if err != nil {
-		return nil, fmt.Errorf("pickle: %w", err)
+		return nil, 0, fmt.Errorf("pickle: %w", err)
 	}
-	return v, nil
+	return v, u.pos, nil
 }
 
 func (u *unpickler) errf(start int, format string, args ...any) error {
@@ -689,6 +696,9 @@ func persistentStorage(pid any) (*StorageRef, error) {
 	key, ok := t.Items[2].(string)
 	if !ok {
 		return nil, fmt.Errorf("storage key is a %s", typeName(t.Items[2]))
+	}
+	if len(t.Items) > 5 && t.Items[5] != nil {
+		return nil, fmt.Errorf("storage %s: legacy storage views (view_metadata) are not supported", key)
 	}
 	loc, _ := t.Items[3].(string)
 	n, ok := t.Items[4].(int64)

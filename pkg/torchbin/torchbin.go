@@ -1,6 +1,7 @@
 // Package torchbin reads PyTorch checkpoints written by torch.save (the zip
 // format of torch >= 1.6: <name>/data.pkl plus one file per storage under
-// <name>/data/), such as Hugging Face pytorch_model.bin files, without
+// <name>/data/, and the older non-zip format), such as Hugging Face
+// pytorch_model.bin files, without
 // Python and without executing anything: the pickle is read by a restricted
 // machine (see Unpickle) that only knows the globals of a plain state dict
 // and refuses every other global by name.
@@ -14,6 +15,7 @@ package torchbin
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +73,7 @@ func Parse(name string, b []byte) (*File, error) { return parse(name, b) }
 
 func parse(path string, b []byte) (*File, error) {
 	if bytes.HasPrefix(b, legacyMagic) {
-		return nil, fmt.Errorf("%s: legacy (pre-zip, torch < 1.6) torch.save format is not supported: re-save it with torch.save in a recent PyTorch, or convert it to safetensors", path)
+		return parseLegacy(path, b)
 	}
 	if !bytes.HasPrefix(b, []byte("PK\x03\x04")) {
 		return nil, fmt.Errorf("%s: not a PyTorch zip checkpoint (no zip signature)", path)
@@ -113,6 +115,26 @@ func parse(path string, b []byte) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", path, pkl.Name, err)
 	}
+	return buildFile(path, obj, func(name string, st *StorageRef) ([]byte, error) {
+		zf := entries[prefix+"/data/"+st.Key]
+		if zf == nil {
+			return nil, fmt.Errorf("storage %s is missing from the archive (truncated file?)", st.Key)
+		}
+		es := int64(safetensors.DType(st.DType).Size())
+		if st.NumElems > (1<<56)/es {
+			return nil, fmt.Errorf("storage %s is implausibly large", st.Key)
+		}
+		data, err := entryBytes(b, zf, st.NumElems*es)
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %v", st.Key, err)
+		}
+		return data, nil
+	})
+}
+
+// buildFile turns an unpickled state dict into a File; storage returns the
+// bytes of a storage the first time it is referenced.
+func buildFile(path string, obj any, storage func(tensor string, st *StorageRef) ([]byte, error)) (*File, error) {
 	d, ok := obj.(*Dict)
 	if !ok {
 		return nil, fmt.Errorf("%s: the checkpoint holds a %s, not a state dict", path, typeName(obj))
@@ -130,18 +152,12 @@ func parse(path string, b []byte) (*File, error) {
 		st := t.Storage
 		data, ok := f.storages[st.Key]
 		if !ok {
-			zf := entries[prefix+"/data/"+st.Key]
-			if zf == nil {
-				return nil, fmt.Errorf("%s: tensor %q: storage %s is missing from the archive (truncated file?)", path, name, st.Key)
+			var err error
+			data, err = storage(name, st)
+			if err != nil {
+				return nil, fmt.Errorf("%s: tensor %q: %v", path, name, err)
 			}
 			es := int64(safetensors.DType(st.DType).Size())
-			if st.NumElems > (1<<56)/es {
-				return nil, fmt.Errorf("%s: tensor %q: storage %s is implausibly large", path, name, st.Key)
-			}
-			data, err = entryBytes(b, zf, st.NumElems*es)
-			if err != nil {
-				return nil, fmt.Errorf("%s: tensor %q: storage %s: %v", path, name, st.Key, err)
-			}
 			if int64(len(data)) < st.NumElems*es {
 				return nil, fmt.Errorf("%s: tensor %q: storage %s has %d bytes, want %d (%d %s elements)", path, name, st.Key, len(data), st.NumElems*es, st.NumElems, st.DType)
 			}
@@ -154,6 +170,82 @@ func parse(path string, b []byte) (*File, error) {
 		f.names = append(f.names, name)
 	}
 	return f, nil
+}
+
+// parseLegacy reads the pre-1.6 format: pickles of the magic number, the
+// protocol version (1001), sys_info and the state dict, a pickled list of
+// storage keys, then each storage in that order as an int64 element count
+// followed by its bytes.
+func parseLegacy(path string, b []byte) (*File, error) {
+	_, pos, err := unpickleAt(b, 0) // the magic number (checked by the caller)
+	if err != nil {
+		return nil, fmt.Errorf("%s: legacy torch format: %w", path, err)
+	}
+	ver, pos, err := unpickleAt(b, pos)
+	if err != nil {
+		return nil, fmt.Errorf("%s: legacy torch format: %w", path, err)
+	}
+	if v, _ := ver.(int64); v != 1001 {
+		return nil, fmt.Errorf("%s: legacy torch format: protocol version %v is not supported", path, ver)
+	}
+	info, pos, err := unpickleAt(b, pos)
+	if err != nil {
+		return nil, fmt.Errorf("%s: legacy torch format: %w", path, err)
+	}
+	if d, ok := info.(*Dict); ok {
+		if le, ok := d.Get("little_endian"); ok && le != true {
+			return nil, fmt.Errorf("%s: a big-endian legacy checkpoint is not supported", path)
+		}
+	}
+	obj, pos, err := unpickleAt(b, pos)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	keysObj, pos, err := unpickleAt(b, pos)
+	if err != nil {
+		return nil, fmt.Errorf("%s: legacy torch format: storage keys: %w", path, err)
+	}
+	keys, ok := keysObj.(*List)
+	if !ok {
+		return nil, fmt.Errorf("%s: legacy torch format: storage keys are a %s", path, typeName(keysObj))
+	}
+	// element sizes come from the tensors' storage types
+	sizes := map[string]int64{}
+	if d, ok := obj.(*Dict); ok {
+		for _, v := range d.Values {
+			if t, ok := v.(*TensorRef); ok {
+				sizes[t.Storage.Key] = int64(safetensors.DType(t.Storage.DType).Size())
+			}
+		}
+	}
+	blobs := map[string][]byte{}
+	for _, k := range keys.Items {
+		key, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: legacy torch format: storage key %v is not a string", path, k)
+		}
+		if pos+8 > len(b) {
+			return nil, fmt.Errorf("%s: storage %s: truncated file", path, key)
+		}
+		n := int64(binary.LittleEndian.Uint64(b[pos:]))
+		pos += 8
+		es, ok := sizes[key]
+		if !ok {
+			return nil, fmt.Errorf("%s: storage %s is not used by any tensor", path, key)
+		}
+		if n < 0 || n > (1<<56)/es || int64(pos)+n*es > int64(len(b)) {
+			return nil, fmt.Errorf("%s: storage %s: %d elements run past the end of the file (truncated file?)", path, key, n)
+		}
+		blobs[key] = b[pos : pos+int(n*es) : pos+int(n*es)]
+		pos += int(n * es)
+	}
+	return buildFile(path, obj, func(name string, st *StorageRef) ([]byte, error) {
+		data, ok := blobs[st.Key]
+		if !ok {
+			return nil, fmt.Errorf("storage %s is not in the file", st.Key)
+		}
+		return data, nil
+	})
 }
 
 func pathSplit(name string) (string, string) {

@@ -79,7 +79,7 @@ func equalShape(a, b []int64) bool {
 
 func TestFixtures(t *testing.T) {
 	exp := loadExpected(t)
-	for _, name := range []string{"dtypes.bin", "shared.bin"} {
+	for _, name := range []string{"dtypes.bin", "shared.bin", "legacy.bin"} {
 		f, err := Open(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +134,6 @@ func TestRefused(t *testing.T) {
 		{"evil_eval.bin", `"__builtin__.eval"`},
 		{"evil_getattr.bin", `"__builtin__.getattr"`},
 		{"evil_module.bin", `"torch.nn.modules.linear.Linear"`},
-		{"legacy.bin", "legacy (pre-zip"},
 	}
 	for _, c := range cases {
 		_, err := Open(filepath.Join(dir, c.file))
@@ -189,6 +188,12 @@ func TestBadArchives(t *testing.T) {
 	for _, n := range []int{len(good) - 1, len(good) / 2, 100, 10} {
 		if _, err := Parse("cut.bin", good[:n]); err == nil {
 			t.Errorf("truncated to %d bytes: no error", n)
+		}
+	}
+	legacy, _ := os.ReadFile(filepath.Join(dir, "legacy.bin"))
+	for _, n := range []int{len(legacy) - 1, len(legacy) - 30, 200, 20} {
+		if _, err := Parse("cut.bin", legacy[:n]); err == nil {
+			t.Errorf("legacy truncated to %d bytes: no error", n)
 		}
 	}
 	if _, err := Parse("x.bin", []byte("hello world")); err == nil || !strings.Contains(err.Error(), "not a PyTorch zip") {
