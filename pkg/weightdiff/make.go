@@ -563,6 +563,22 @@ func shuffle(b []byte, es int) []byte {
 	}
 	n := len(b) / es
 	out := make([]byte, len(b))
+	switch es {
+	case 2:
+		p0, p1 := out[:n], out[n:2*n]
+		for i := range p0 {
+			v := binary.LittleEndian.Uint16(b[2*i:])
+			p0[i], p1[i] = byte(v), byte(v>>8)
+		}
+		return out
+	case 4:
+		p0, p1, p2, p3 := out[:n], out[n:2*n], out[2*n:3*n], out[3*n:4*n]
+		for i := range p0 {
+			v := binary.LittleEndian.Uint32(b[4*i:])
+			p0[i], p1[i], p2[i], p3[i] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+		}
+		return out
+	}
 	for k := 0; k < es; k++ {
 		plane := out[k*n : (k+1)*n]
 		for i := range plane {
@@ -579,6 +595,20 @@ func unshuffle(b []byte, es int) []byte {
 	}
 	n := len(b) / es
 	out := make([]byte, len(b))
+	switch es {
+	case 2:
+		p0, p1 := b[:n], b[n:2*n]
+		for i := range p0 {
+			binary.LittleEndian.PutUint16(out[2*i:], uint16(p0[i])|uint16(p1[i])<<8)
+		}
+		return out
+	case 4:
+		p0, p1, p2, p3 := b[:n], b[n:2*n], b[2*n:3*n], b[3*n:4*n]
+		for i := range p0 {
+			binary.LittleEndian.PutUint32(out[4*i:], uint32(p0[i])|uint32(p1[i])<<8|uint32(p2[i])<<16|uint32(p3[i])<<24)
+		}
+		return out
+	}
 	for k := 0; k < es; k++ {
 		plane := b[k*n : (k+1)*n]
 		for i, v := range plane {

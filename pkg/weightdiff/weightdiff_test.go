@@ -447,3 +447,24 @@ func TestRotaryBuffersComputed(t *testing.T) {
 		t.Error("inv_freq not recovered")
 	}
 }
+
+func TestShuffle(t *testing.T) {
+	b := make([]byte, 48)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	for _, es := range []int{1, 2, 4, 8} {
+		s := shuffle(b, es)
+		n := len(b) / es
+		for i := 0; i < n; i++ {
+			for k := 0; k < es; k++ {
+				if s[k*n+i] != b[i*es+k] {
+					t.Fatalf("es %d: plane %d element %d", es, k, i)
+				}
+			}
+		}
+		if !bytes.Equal(unshuffle(s, es), b) {
+			t.Errorf("es %d: unshuffle does not invert shuffle", es)
+		}
+	}
+}
