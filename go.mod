@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/klauspost/compress v1.20.4
+	github.com/sashabaranov/go-openai v1.43.0
 	github.com/x448/float16 v0.8.4
 	golang.org/x/sys v0.50.0
 	gonum.org/v1/gonum v0.17.0

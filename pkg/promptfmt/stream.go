@@ -1,7 +1,6 @@
 package promptfmt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
@@ -68,38 +65,8 @@ type sink interface {
 	Abort()
 }
 
-type stdoutSink struct {
-	bw *bufio.Writer
-	zw *zstd.Encoder
-}
-
-func (s *stdoutSink) Write(p []byte) (int, error) { return s.bw.Write(p) }
-func (s *stdoutSink) Commit() error {
-	err := s.bw.Flush()
-	if s.zw != nil {
-		if cerr := s.zw.Close(); err == nil {
-			err = cerr
-		}
-	}
-	return err
-}
-func (s *stdoutSink) Abort() { s.Commit() }
-
 func openSink(path string, zstdOut bool, stdout io.Writer) (sink, error) {
-	if !xio.IsStdio(path) {
-		return xio.Create(path, zstdOut)
-	}
-	s := &stdoutSink{}
-	w := stdout
-	if zstdOut {
-		zw, err := zstd.NewWriter(stdout, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		s.zw, w = zw, zw
-	}
-	s.bw = bufio.NewWriterSize(w, 1<<20)
-	return s, nil
+	return xio.CreateTo(path, zstdOut, stdout)
 }
 
 func (p *processor) run(files []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -116,17 +116,23 @@ func WantsZstd(path string, flag bool) bool {
 // Create opens path for writing ("" or "-" for stdout), compressed with zstd
 // when zstdOut is set or the name ends in ".zst".
 func Create(path string, zstdOut bool) (*Output, error) {
-	return create(path, WantsZstd(path, zstdOut))
+	return create(path, WantsZstd(path, zstdOut), os.Stdout)
+}
+
+// CreateTo is Create with stdout replaced by w (for commands whose Main
+// takes its stdout as an io.Writer, e.g. to run them in-process in tests).
+func CreateTo(path string, zstdOut bool, stdout io.Writer) (*Output, error) {
+	return create(path, WantsZstd(path, zstdOut), stdout)
 }
 
 // CreateRaw is Create without any compression, whatever the name.
-func CreateRaw(path string) (*Output, error) { return create(path, false) }
+func CreateRaw(path string) (*Output, error) { return create(path, false, os.Stdout) }
 
-func create(path string, compress bool) (*Output, error) {
+func create(path string, compress bool, stdout io.Writer) (*Output, error) {
 	out := &Output{Name: DisplayName(path, true), path: path}
 	var w io.Writer
 	if IsStdio(path) {
-		w = os.Stdout
+		w = stdout
 	} else {
 		dir, base := filepath.Split(path)
 		if dir == "" {
