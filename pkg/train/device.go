@@ -6,5 +6,5 @@ import "errors"
 
 // cudaAvailable reports why --device cuda cannot run in this build.
 func cudaAvailable() error {
-	return errors.New("--device cuda: this trainer was built without CUDA support (rebuild with `go build -tags cuda` on a machine with the CUDA toolkit); use --device cpu")
+	return errors.New("--device cuda: this trainer was built without CUDA support (the CUDA backend, build tag `cuda`, is not written yet); use --device cpu")
 }
