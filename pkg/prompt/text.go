@@ -3,6 +3,7 @@ package prompt
 import (
 	"bytes"
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/jsonl"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -19,57 +20,9 @@ func isPySpace(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
-const hexDigits = "0123456789abcdef"
-
 // AppendEscaped appends s escaped as the body of a JSON string literal
-// (without quotes), the same bytes jsonl.AppendString writes between its
-// quotes: no HTML escaping, U+2028/U+2029 escaped, invalid UTF-8 replaced by
-// U+FFFD.
-func AppendEscaped(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
-}
+// (see jsonl.AppendEscaped).
+func AppendEscaped(dst []byte, s string) []byte { return jsonl.AppendEscaped(dst, s) }
 
 // CheckBody reports whether the body of a JSON string literal (between the
 // quotes, from valid JSON) holds valid Unicode text: valid UTF-8 bytes and
