@@ -33,5 +33,10 @@ FUZZTIME ?= 30s
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
+# Regenerates the committed test fixtures with the reference tools
+# (Debian python3-torch, python3-numpy, python3-sentencepiece, sentencepiece).
+fixtures:
+	@bash scripts/fixtures/all.sh
+
 clean:
 	rm -rf $(BIN)

@@ -49,7 +49,11 @@ type Command struct {
 }
 
 // NewCommand makes a command with an empty flag set.
+//
+// It also makes a write to a closed pipe return EPIPE instead of killing the
+// process with SIGPIPE, so that `cmd | head` ends quietly through Exit.
 func NewCommand(name, usage, summary, example string) *Command {
+	signal.Ignore(syscall.SIGPIPE)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}

@@ -60,13 +60,16 @@ func valueEnd(b []byte, i int) int {
 
 // stringEnd returns the index just past the string literal starting at b[i].
 func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b)
 		}
+		q := j + k
+		if !oddBackslashes(b[j:q]) {
+			return q + 1
+		}
+		j = q + 1 // an escaped quote
 	}
 	return len(b)
 }
@@ -249,6 +252,14 @@ const hexDigits = "0123456789abcdef"
 // invalid UTF-8 becomes U+FFFD).
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = AppendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// AppendEscaped appends s escaped as the body of a JSON string literal
+// (without the quotes): no HTML escaping, U+2028/U+2029 escaped, invalid
+// UTF-8 replaced by U+FFFD.
+func AppendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -291,6 +302,5 @@ func AppendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

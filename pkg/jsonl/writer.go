@@ -1,6 +1,8 @@
 package jsonl
 
 import (
+	"io"
+
 	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
@@ -13,6 +15,15 @@ type Writer struct {
 // Create opens path ("" or "-" = stdout) for writing; zstd as xio.Create.
 func Create(path string, zstd bool) (*Writer, error) {
 	o, err := xio.Create(path, zstd)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{out: o}, nil
+}
+
+// CreateTo is Create with stdout replaced by w (see xio.CreateTo).
+func CreateTo(path string, zstd bool, stdout io.Writer) (*Writer, error) {
+	o, err := xio.CreateTo(path, zstd, stdout)
 	if err != nil {
 		return nil, err
 	}

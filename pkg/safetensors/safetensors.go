@@ -267,6 +267,66 @@ func (f *File) Bytes(name string) ([]byte, error) {
 	return f.data[ti.Offsets[0]:ti.Offsets[1]:ti.Offsets[1]], nil
 }
 
+// Release tells the kernel that the mapped pages under b (a slice returned
+// by Bytes) are not needed for now: they leave the process's resident set and
+// are read again from the page cache if touched, so b stays valid. Streaming
+// readers call it after each piece to keep memory bounded on large models.
+// A no-op when b is not inside this file's mapping.
+func (f *File) Release(b []byte) {
+	if off, ok := f.offsetOf(b); ok {
+		ReleaseMapped(f.mapping, off, len(b))
+	}
+}
+
+// Prefetch asks the kernel to start reading the pages under b (a slice
+// returned by Bytes) in the background (MADV_WILLNEED), so that a streaming
+// reader's next pieces are in memory when it gets to them. A no-op when b is
+// not inside this file's mapping.
+func (f *File) Prefetch(b []byte) {
+	if off, ok := f.offsetOf(b); ok {
+		adviseMapped(f.mapping, off, len(b), syscall.MADV_WILLNEED)
+	}
+}
+
+func (f *File) offsetOf(b []byte) (int, bool) {
+	if len(b) == 0 || len(f.mapping) == 0 {
+		return 0, false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.mapping)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p+uintptr(len(b)) > base+uintptr(len(f.mapping)) {
+		return 0, false
+	}
+	return int(p - base), true
+}
+
+// ReleaseMapped drops the pages of mapping[off:off+n] (widened to whole
+// pages, clipped to the mapping) from the resident set with
+// MADV_DONTNEED. mapping must be a read-only file mapping: for anonymous
+// memory this would zero the data.
+func ReleaseMapped(mapping []byte, off, n int) {
+	adviseMapped(mapping, off, n, syscall.MADV_DONTNEED)
+}
+
+// PrefetchMapped starts reading mapping[off:off+n] in the background
+// (MADV_WILLNEED).
+func PrefetchMapped(mapping []byte, off, n int) {
+	adviseMapped(mapping, off, n, syscall.MADV_WILLNEED)
+}
+
+func adviseMapped(mapping []byte, off, n, advice int) {
+	page := os.Getpagesize()
+	lo := off &^ (page - 1)
+	hi := off + n
+	if hi > len(mapping) {
+		hi = len(mapping)
+	}
+	if lo >= hi {
+		return
+	}
+	syscall.Madvise(mapping[lo:hi], advice)
+}
+
 // Float32 returns a tensor converted to float32 (a new slice).
 func (f *File) Float32(name string) ([]float32, error) {
 	ti, ok := f.infos[name]
@@ -504,6 +564,21 @@ func (m *Model) Bytes(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: no tensor %q", m.Dir, name)
 	}
 	return f.Bytes(name)
+}
+
+// Release drops the pages of b, a slice returned by Bytes, from the
+// resident set (see File.Release).
+func (m *Model) Release(b []byte) {
+	for _, f := range m.files {
+		f.Release(b)
+	}
+}
+
+// Prefetch starts reading the pages under b, a slice returned by Bytes.
+func (m *Model) Prefetch(b []byte) {
+	for _, f := range m.files {
+		f.Prefetch(b)
+	}
 }
 
 // Float32 returns a tensor as float32.

@@ -27,10 +27,11 @@ func (t Tensor) Info() TensorInfo { return TensorInfo{Name: t.Name, DType: t.DTy
 // tensors given up front, then each tensor's data in that order. The file
 // appears under its name only on Commit.
 type Writer struct {
-	out   *xio.Output
-	infos []TensorInfo
-	next  int
-	path  string
+	out     *xio.Output
+	infos   []TensorInfo
+	next    int
+	path    string
+	partial int64 // bytes still owed to the tensor opened by Begin, -1 when none
 }
 
 // EncodeHeader builds the header bytes (length prefix included) for infos,
@@ -100,12 +101,15 @@ func NewWriter(path string, infos []TensorInfo, meta map[string]string) (*Writer
 		out.Abort()
 		return nil, err
 	}
-	return &Writer{out: out, infos: laid, path: path}, nil
+	return &Writer{out: out, infos: laid, path: path, partial: -1}, nil
 }
 
 // WriteTensor writes the next tensor's data; names must come in the order
 // given to NewWriter.
 func (w *Writer) WriteTensor(name string, data []byte) error {
+	if w.partial > 0 {
+		return fmt.Errorf("%s: tensor %q started while %q is incomplete", w.path, name, w.infos[w.next-1].Name)
+	}
 	if w.next >= len(w.infos) {
 		return fmt.Errorf("%s: tensor %q was not declared", w.path, name)
 	}
@@ -121,8 +125,50 @@ func (w *Writer) WriteTensor(name string, data []byte) error {
 	return err
 }
 
+// Begin starts the next tensor, whose data then comes in pieces through
+// Write (for tensors too large to hold in memory at once).
+func (w *Writer) Begin(name string) error {
+	if w.partial > 0 {
+		return fmt.Errorf("%s: tensor %q started while %q is incomplete", w.path, name, w.infos[w.next-1].Name)
+	}
+	if w.next >= len(w.infos) {
+		return fmt.Errorf("%s: tensor %q was not declared", w.path, name)
+	}
+	if ti := w.infos[w.next]; ti.Name != name {
+		return fmt.Errorf("%s: tensor %q written out of order (expected %q)", w.path, name, ti.Name)
+	}
+	w.partial = w.infos[w.next].NumBytes()
+	if w.partial == 0 {
+		w.partial = -1
+	}
+	w.next++
+	return nil
+}
+
+// Write appends a piece of the tensor opened by Begin.
+func (w *Writer) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.partial < 0 {
+		return 0, fmt.Errorf("%s: Write without Begin", w.path)
+	}
+	if int64(len(p)) > w.partial {
+		return 0, fmt.Errorf("%s: tensor %q: %d bytes more than declared", w.path, w.infos[w.next-1].Name, int64(len(p))-w.partial)
+	}
+	w.partial -= int64(len(p))
+	if w.partial == 0 {
+		w.partial = -1
+	}
+	return w.out.Write(p)
+}
+
 // Commit checks every tensor was written, then renames the file into place.
 func (w *Writer) Commit() error {
+	if w.partial > 0 {
+		w.out.Abort()
+		return fmt.Errorf("%s: tensor %q is missing %d bytes", w.path, w.infos[w.next-1].Name, w.partial)
+	}
 	if w.next != len(w.infos) {
 		w.out.Abort()
 		return fmt.Errorf("%s: only %d of %d tensors written", w.path, w.next, len(w.infos))

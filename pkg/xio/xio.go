@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
@@ -115,17 +116,23 @@ func WantsZstd(path string, flag bool) bool {
 // Create opens path for writing ("" or "-" for stdout), compressed with zstd
 // when zstdOut is set or the name ends in ".zst".
 func Create(path string, zstdOut bool) (*Output, error) {
-	return create(path, WantsZstd(path, zstdOut))
+	return create(path, WantsZstd(path, zstdOut), os.Stdout)
+}
+
+// CreateTo is Create with stdout replaced by w (for commands whose Main
+// takes its stdout as an io.Writer, e.g. to run them in-process in tests).
+func CreateTo(path string, zstdOut bool, stdout io.Writer) (*Output, error) {
+	return create(path, WantsZstd(path, zstdOut), stdout)
 }
 
 // CreateRaw is Create without any compression, whatever the name.
-func CreateRaw(path string) (*Output, error) { return create(path, false) }
+func CreateRaw(path string) (*Output, error) { return create(path, false, os.Stdout) }
 
-func create(path string, compress bool) (*Output, error) {
+func create(path string, compress bool, stdout io.Writer) (*Output, error) {
 	out := &Output{Name: DisplayName(path, true), path: path}
 	var w io.Writer
 	if IsStdio(path) {
-		w = os.Stdout
+		w = stdout
 	} else {
 		dir, base := filepath.Split(path)
 		if dir == "" {
@@ -133,6 +140,12 @@ func create(path string, compress bool) (*Output, error) {
 		}
 		f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 		if err != nil {
+			return nil, err
+		}
+		// CreateTemp makes the file 0600; give it the usual 0666 &^ umask.
+		if err := f.Chmod(0o666 &^ umask()); err != nil {
+			f.Close()
+			os.Remove(f.Name())
 			return nil, err
 		}
 		out.f, out.tmp = f, f.Name()
@@ -209,6 +222,14 @@ func (o *Output) Abort() {
 		o.zw.Close()
 	}
 }
+
+var umaskOnce = sync.OnceValue(func() os.FileMode {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return os.FileMode(m)
+})
+
+func umask() os.FileMode { return umaskOnce() }
 
 // IsBrokenPipe reports whether err comes from writing to a closed pipe.
 func IsBrokenPipe(err error) bool {

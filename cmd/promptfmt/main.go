@@ -1,0 +1,13 @@
+// Command promptfmt turns instruction records into Alpaca-style training
+// prompts, inference prompts, or extracted responses. See docs/promptfmt.md.
+package main
+
+import (
+	"os"
+
+	"github.com/alpaca-go/alpaca/pkg/promptfmt"
+)
+
+func main() {
+	os.Exit(promptfmt.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,63 @@
+package rouge
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+// BenchmarkAlpaca is the whole greedy job: the 52,002 Alpaca instructions
+// against the 175 seed tasks (../shared/data; generated data when absent).
+func BenchmarkAlpaca(b *testing.B) {
+	seeds, data := benchData(b)
+	for _, th := range []float64{0.7, 0.5, 0.3} {
+		b.Run(fmt.Sprint(th), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				f := NewFilter(th)
+				for _, s := range seeds {
+					f.Add(s)
+				}
+				kept := 0
+				for lo := 0; lo < len(data); lo += 2048 {
+					for _, r := range f.CheckBatch(data[lo:min(lo+2048, len(data))], true, 0) {
+						if r.Keep {
+							kept++
+						}
+					}
+				}
+				b.ReportMetric(float64(kept), "kept")
+			}
+		})
+	}
+}
+
+func benchData(b *testing.B) (seeds, data []string) {
+	sd, ad := sharedDataOK("seed_tasks.jsonl"), sharedDataOK("alpaca_data.json")
+	if sd != "" && ad != "" {
+		return readField(b, sd, "instruction"), readField(b, ad, "instruction")
+	}
+	b.Log("../shared/data absent: generated data")
+	rng := rand.New(rand.NewSource(1))
+	all := nearDupStream(rng, 52002+175, 20000, 25)
+	return all[:175], all[175:]
+}
+
+func BenchmarkTokenize(b *testing.B) {
+	s := "Generate a list of 5 creative ideas for a birthday party, with a short explanation for each."
+	b.SetBytes(int64(len(s)))
+	for i := 0; i < b.N; i++ {
+		Tokenize(s)
+	}
+}
+
+func BenchmarkLCS64(b *testing.B) {
+	rng := rand.New(rand.NewSource(1))
+	x, y := soup(rng, 20, 30), soup(rng, 20, 30)
+	ids := map[string]int32{}
+	a, c := intern(ids, x), intern(ids, y)
+	var m matcher
+	m.set(a, 0)
+	for i := 0; i < b.N; i++ {
+		m.lcs(c)
+	}
+}

@@ -1,0 +1,83 @@
+package rouge
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
+
+// pyTokenize is rouge_score's tokenizer transcribed with regexp, using a
+// lower() that agrees with Python's on every code point that can lower into
+// [a-z0-9] (see lower_ascii.jsonl); other code points stay non-ASCII under
+// either lower-casing, so keeping them unchanged is equivalent.
+func pyTokenize(s string) []string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + 32)
+		case r == '\u0130':
+			b.WriteString("i\u0307")
+		case r == '\u212A':
+			b.WriteByte('k')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return strings.Fields(nonAlnum.ReplaceAllString(b.String(), " "))
+}
+
+func FuzzTokenize(f *testing.F) {
+	for _, s := range []string{"", "Hello, World!", "İstanbul \u212a", "a\xffb", "ＡＢＣ 123"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, want := Tokenize(s), pyTokenize(s)
+		if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
+			t.Fatalf("Tokenize(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+// FuzzFilter decodes the input into a stream of short texts over a tiny
+// vocabulary (so near-duplicates are common) and a threshold, then compares
+// the filter's decisions with the brute-force reference.
+func FuzzFilter(f *testing.F) {
+	f.Add([]byte("\x07abcabd\x00abcab\x00bca\x00aaaa\x00ab"), uint8(70))
+	f.Add([]byte("hello world\x00hello there world\x00world hello"), uint8(50))
+	f.Add([]byte("\x01\x02\x03\x00\x03\x02\x01\x00\x01\x03"), uint8(30))
+	f.Fuzz(func(t *testing.T, data []byte, th uint8) {
+		threshold := float64(th%110) / 100
+		var texts []string
+		for _, chunk := range strings.Split(string(data), "\x00") {
+			var w []string
+			for _, c := range []byte(chunk) {
+				w = append(w, string(rune('a'+c%7)))
+			}
+			texts = append(texts, strings.Join(w, " "))
+		}
+		ref := &refFilter{t: threshold}
+		fast := NewFilter(threshold)
+		batch := NewFilter(threshold)
+		fast.ExactBest, batch.ExactBest = true, true
+		seeds := len(texts) / 4
+		for _, s := range texts[:seeds] {
+			ref.add(s)
+			fast.Add(s)
+			batch.Add(s)
+		}
+		res := batch.CheckBatch(texts[seeds:], true, 2)
+		for i, s := range texts[seeds:] {
+			rk, rb := ref.check(s, true)
+			fk, fb := fast.Check(s, true)
+			if rk != fk || rk != res[i].Keep {
+				t.Fatalf("threshold %v text %q: reference keep %v (best %+v), filter %v, batch %v", threshold, s, rk, rb, fk, res[i].Keep)
+			}
+			if !rk && (fb != rb || res[i].Best != rb) {
+				t.Fatalf("best %+v / %+v, want %+v", fb, res[i].Best, rb)
+			}
+		}
+	})
+}

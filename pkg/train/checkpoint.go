@@ -1,0 +1,465 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/xio"
+)
+
+// Checkpoint file names (docs/formats.md, "Trainer checkpoint").
+const (
+	StateFile     = "trainer_state.json"
+	OptimizerFile = "optimizer.safetensors"
+	StateFormat   = "alpaca-go-trainer-state"
+	StateVersion  = 1
+)
+
+// TokenizerFiles are copied from the source model directory into every
+// checkpoint and into the final model, when present.
+var TokenizerFiles = []string{"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "generation_config.json"}
+
+// State is trainer_state.json.
+type State struct {
+	Format     string  `json:"format"`
+	Version    int     `json:"version"`
+	Step       int     `json:"step"`        // optimizer steps done
+	TotalSteps int     `json:"total_steps"` // of the whole run
+	Epoch      int     `json:"epoch"`       // data position: epoch of the next step (0-based)
+	BatchIdx   int     `json:"batch_in_epoch"`
+	Finished   bool    `json:"finished"`
+	Elapsed    float64 `json:"elapsed"`
+	TokensSeen int64   `json:"tokens_seen"`
+	LastLoss   float64 `json:"last_loss"`
+	RNG        struct {
+		Algorithm string `json:"algorithm"`
+		Seed      int64  `json:"seed"`
+		Epoch     int    `json:"epoch"`
+	} `json:"rng"`
+	Data struct {
+		Name        string `json:"name"`
+		SHA256      string `json:"sha256"` // over the examples' ids and masks
+		Examples    int    `json:"examples"`
+		Tokens      int    `json:"tokens"`
+		Vocab       int    `json:"vocab"`
+		Fingerprint string `json:"tokenizer_sha256"`
+	} `json:"data"`
+	Model struct {
+		Source       string `json:"source"`        // model directory training started from
+		WeightsDType string `json:"weights_dtype"` // dtype of model.safetensors here
+	} `json:"model"`
+	Optimizer struct {
+		Type string `json:"type"`
+		File string `json:"file"`
+		Step int64  `json:"step"`
+	} `json:"optimizer"`
+	Threads int    `json:"threads"` // CPU threads: results depend on them, resuming uses the same
+	Warmup  int    `json:"warmup_steps_resolved"`
+	Config  Config `json:"config"`
+}
+
+// State captures the trainer's state.
+func (t *Trainer) State(lastLoss float64) *State {
+	s := &State{Format: StateFormat, Version: StateVersion, Step: t.Step, TotalSteps: t.TotalSteps,
+		Epoch: t.Epoch, BatchIdx: t.BatchIdx, Finished: t.Done(), Elapsed: t.Elapsed,
+		TokensSeen: t.TokensSeen, LastLoss: lastLoss, Warmup: t.Sched.Warmup, Config: t.Cfg, Threads: t.Threads}
+	s.RNG.Algorithm = "pcg64(seed, epoch) fisher-yates"
+	s.RNG.Seed, s.RNG.Epoch = t.Cfg.Batch.Seed, t.Epoch
+	s.Data.Name, s.Data.SHA256 = t.Data.Name, t.Data.Hash
+	s.Data.Examples, s.Data.Tokens, s.Data.Vocab = len(t.Data.Examples), t.Data.Tokens, t.Data.Header.VocabSize
+	s.Data.Fingerprint = t.Data.Header.FingerprintHex()
+	s.Model.Source, s.Model.WeightsDType = t.Source, "float32"
+	s.Optimizer.Type, s.Optimizer.File, s.Optimizer.Step = "adamw", OptimizerFile, t.Opt.Step
+	return s
+}
+
+// ReadState reads dir/trainer_state.json.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not a trainer checkpoint (no %s)", dir, StateFile)
+		}
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, StateFile), err)
+	}
+	if s.Format != StateFormat || s.Version != StateVersion {
+		return nil, fmt.Errorf("%s: not a trainer state of format %s version %d", filepath.Join(dir, StateFile), StateFormat, StateVersion)
+	}
+	return &s, nil
+}
+
+// FindCheckpoint resolves a --resume argument: a checkpoint directory, or
+// an output directory, whose newest checkpoint-N (or itself, when it holds a
+// finished run) is taken.
+func FindCheckpoint(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil {
+		return dir, nil
+	}
+	cks, err := ListCheckpoints(dir)
+	if err != nil {
+		return "", err
+	}
+	if len(cks) == 0 {
+		return "", fmt.Errorf("%s holds no trainer checkpoint (no %s, no checkpoint-N/)", dir, StateFile)
+	}
+	return cks[len(cks)-1], nil
+}
+
+// ListCheckpoints returns dir/checkpoint-N directories that hold a state
+// file, by increasing N.
+func ListCheckpoints(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such directory", dir)
+		}
+		return nil, err
+	}
+	type ck struct {
+		n    int
+		path string
+	}
+	var cks []ck
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "checkpoint-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(filepath.Join(p, StateFile)); err == nil {
+			cks = append(cks, ck{n, p})
+		}
+	}
+	sort.Slice(cks, func(a, b int) bool { return cks[a].n < cks[b].n })
+	out := make([]string, len(cks))
+	for i, c := range cks {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+// SaveOptimizer writes the AdamW moments to path as safetensors:
+// "<param>.exp_avg" and "<param>.exp_avg_sq" (F32, the parameter's shape),
+// streamed one tensor at a time and renamed into place at the end.
+func (t *Trainer) SaveOptimizer(path string) error {
+	var infos []safetensors.TensorInfo
+	for _, p := range t.params {
+		shape := make([]int64, len(p.Shape))
+		for j, s := range p.Shape {
+			shape[j] = int64(s)
+		}
+		infos = append(infos,
+			safetensors.TensorInfo{Name: p.Name + ".exp_avg", DType: safetensors.F32, Shape: shape},
+			safetensors.TensorInfo{Name: p.Name + ".exp_avg_sq", DType: safetensors.F32, Shape: shape})
+	}
+	meta := map[string]string{
+		"format": "alpaca-go-adamw", "step": strconv.FormatInt(t.Opt.Step, 10),
+		"beta1": fmt.Sprint(t.Opt.Beta1), "beta2": fmt.Sprint(t.Opt.Beta2),
+		"eps": fmt.Sprint(t.Opt.Eps), "weight_decay": fmt.Sprint(t.Opt.WeightDecay),
+	}
+	w, err := safetensors.NewWriter(path, infos, meta)
+	if err != nil {
+		return err
+	}
+	for i, p := range t.params {
+		for _, part := range []struct {
+			suffix string
+			v      []float32
+		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
+			data, err := safetensors.EncodeFloat32(safetensors.F32, part.v)
+			if err == nil {
+				err = w.WriteTensor(p.Name+part.suffix, data)
+			}
+			if err != nil {
+				w.Abort()
+				return err
+			}
+		}
+	}
+	return w.Commit()
+}
+
+// LoadOptimizer reads the moments written by SaveOptimizer.
+func (t *Trainer) LoadOptimizer(path string, step int64) error {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return fmt.Errorf("optimizer state: %w", err)
+	}
+	defer f.Close()
+	for i, p := range t.params {
+		for _, part := range []struct {
+			suffix string
+			dst    []float32
+		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
+			v, err := f.Float32(p.Name + part.suffix)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if len(v) != len(part.dst) {
+				return fmt.Errorf("%s: %s has %d values, the model's parameter %d", path, p.Name+part.suffix, len(v), len(part.dst))
+			}
+			copy(part.dst, v)
+		}
+	}
+	t.Opt.Step = step
+	return nil
+}
+
+// LoadWeights copies the F32 weights of the model directory dir into m's
+// parameters (by name).
+func LoadWeights(m Model, dir string) error {
+	f, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range m.Params() {
+		v, err := f.Float32(p.Name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		if len(v) != len(p.W) {
+			return fmt.Errorf("%s: %s has %d values, the model %d", dir, p.Name, len(v), len(p.W))
+		}
+		copy(p.W, v)
+	}
+	return nil
+}
+
+// Restore puts the trainer in the state of checkpoint dir (state and
+// optimizer; the model's weights must already be the checkpoint's). It
+// checks that the checkpoint belongs to this configuration and data.
+func (t *Trainer) Restore(dir string, s *State) error {
+	if s.Data.SHA256 != t.Data.Hash {
+		return fmt.Errorf("%s was trained on other data (%d examples, sha256 %.12s…) than %s (%d examples, sha256 %.12s…)",
+			dir, s.Data.Examples, s.Data.SHA256, t.Data.Name, len(t.Data.Examples), t.Data.Hash)
+	}
+	if diff := ConfigDiff(s.Config, t.Cfg); diff != "" {
+		return fmt.Errorf("%s was made with other settings: %s", dir, diff)
+	}
+	if s.TotalSteps != t.TotalSteps {
+		return fmt.Errorf("%s: the run has %d steps, the checkpoint says %d", dir, t.TotalSteps, s.TotalSteps)
+	}
+	if s.Model.WeightsDType != "float32" {
+		return fmt.Errorf("%s holds %s weights; resuming needs the float32 master weights of a checkpoint-N directory", dir, s.Model.WeightsDType)
+	}
+	if err := t.LoadOptimizer(filepath.Join(dir, s.Optimizer.File), s.Optimizer.Step); err != nil {
+		return err
+	}
+	t.Step, t.Epoch, t.BatchIdx = s.Step, s.Epoch, s.BatchIdx
+	t.Elapsed, t.TokensSeen = s.Elapsed, s.TokensSeen
+	return nil
+}
+
+// ConfigDiff describes how two configurations differ ("" when equal).
+func ConfigDiff(a, b Config) string {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	var ma, mb map[string]any
+	json.Unmarshal(ja, &ma)
+	json.Unmarshal(jb, &mb)
+	flat := func(m map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				for k2, v2 := range sub {
+					out[k2] = v2
+				}
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	fa, fb := flat(ma), flat(mb)
+	var keys []string
+	for k := range fa {
+		keys = append(keys, k)
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var d []string
+	for _, k := range keys {
+		if fmt.Sprint(fa[k]) != fmt.Sprint(fb[k]) {
+			d = append(d, fmt.Sprintf("%s %v in the checkpoint, %v now", k, show(fa[k]), show(fb[k])))
+		}
+	}
+	return strings.Join(d, "; ")
+}
+
+func show(v any) string {
+	if v == nil {
+		return "unset"
+	}
+	return fmt.Sprint(v)
+}
+
+// SaveDir writes the trainer's state into a new directory final, atomically:
+// everything goes to a temporary directory beside it, which is renamed
+// into place (an existing final is replaced). The model is saved as dtype;
+// tokenizer files are copied from srcModel.
+func (t *Trainer) SaveDir(final, dtype string, withOptimizer bool, lastLoss float64) (err error) {
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := t.writeInto(tmp, dtype, withOptimizer, lastLoss); err != nil {
+		return err
+	}
+	if _, err := os.Stat(final); err == nil {
+		old := final + ".old"
+		os.RemoveAll(old)
+		if err := os.Rename(final, old); err != nil {
+			return err
+		}
+		defer os.RemoveAll(old)
+	}
+	return os.Rename(tmp, final)
+}
+
+func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss float64) error {
+	if err := t.Model.Save(dir, dtype); err != nil {
+		return fmt.Errorf("saving the model: %w", err)
+	}
+	for _, name := range sortedKeys(t.Files) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			continue // written by Save
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), t.Files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	st := t.State(lastLoss)
+	st.Model.WeightsDType = dtype
+	if withOptimizer {
+		if err := t.SaveOptimizer(filepath.Join(dir, OptimizerFile)); err != nil {
+			return fmt.Errorf("saving the optimizer state: %w", err)
+		}
+	} else {
+		st.Optimizer.File = ""
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n')); err != nil {
+		return err
+	}
+	// temporary files are created 0600; a model directory is for sharing
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SaveFinal writes the final model into out (which may already hold
+// checkpoints): the files are written to a temporary directory, then each
+// is renamed into out, trainer_state.json last.
+func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(out, ".final.tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := t.writeInto(tmp, dtype, dtype == "float32", lastLoss); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(out, StateFile))
+	for _, e := range ents {
+		if e.Name() == StateFile {
+			continue
+		}
+		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(out, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Rename(filepath.Join(tmp, StateFile), filepath.Join(out, StateFile))
+}
+
+// PruneCheckpoints keeps the newest keep checkpoint-N directories of out
+// (keep <= 0: keep all).
+func PruneCheckpoints(out string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	cks, err := ListCheckpoints(out)
+	if err != nil {
+		return err
+	}
+	for len(cks) > keep {
+		if err := os.RemoveAll(cks[0]); err != nil {
+			return err
+		}
+		cks = cks[1:]
+	}
+	return nil
+}
+
+// ReadModelFiles reads the tokenizer files present in a model directory
+// (TokenizerFiles), to be written into every checkpoint.
+func ReadModelFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, name := range TokenizerFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		files[name] = b
+	}
+	return files, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,440 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
+	"github.com/alpaca-go/alpaca/pkg/cli"
+	"github.com/alpaca-go/alpaca/pkg/llama"
+)
+
+const trainSummary = `Fine-tunes a LLaMA-architecture model (a Hugging Face model directory) on a
+token stream written by 'tokenize' (file or stdin, zstd or not), the Alpaca
+way: AdamW, warmup then cosine decay, gradient accumulation to a global batch,
+clipping, loss only on the stream's masked-in tokens. Examples are packed into
+--seq-len rows with attention kept inside each example (or padded one per row
+with --no-packing, like the original). Checkpoints (weights, optimizer state,
+data position) are written atomically to OUT/checkpoint-N every --save-every
+steps; --resume continues bit-exactly. The final model goes to OUT.
+
+Subcommands: 'trainer init' makes a base model, 'trainer plot' draws a
+metrics file. See docs/trainer.md.`
+
+const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
+tokenize --model base/tokenizer.model prompts.jsonl -o tokens.bin
+trainer --model base --data tokens.bin --out tuned --epochs 3 --metrics m.jsonl
+trainer --resume tuned --data tokens.bin        # after an interruption
+trainer plot --metrics m.jsonl -o loss.png`
+
+// Main runs the trainer binary: training, or a subcommand (init, plot).
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "plot":
+			return PlotMain(args[1:], stdin, stdout, stderr)
+		case "init":
+			return llama.InitMain(args[1:], stdout, stderr)
+		case "train":
+			args = args[1:]
+		}
+	}
+	return TrainMain(args, stdin, stdout, stderr)
+}
+
+type trainFlags struct {
+	model, data, out, resume, metrics, device, saveDtype  string
+	epochs, maxSteps, warmupSteps, batchSize, batchTokens int
+	microBatch, gradAccum, seqLen, saveEvery, saveLimit   int
+	lr, warmupRatio, weightDecay, beta1, beta2, eps, clip float64
+	noPacking, noShuffle                                  bool
+	reduction, schedule                                   string
+	seed                                                  int64
+	common                                                cli.Common
+}
+
+// TrainMain is `trainer [train]`.
+func TrainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := cli.NewCommand("trainer", "[flags] --model DIR --out DIR [--data FILE]", trainSummary, trainExample)
+	def := DefaultConfig()
+	var f trainFlags
+	fs := cmd.Flags
+	fs.StringVar(&f.model, "model", "", "model `DIR` to start from (config.json, *.safetensors, tokenizer.model)")
+	fs.StringVar(&f.data, "data", "", "token stream `FILE` from tokenize (default stdin; zstd is detected)")
+	fs.StringVar(&f.out, "out", "", "output `DIR`: final model, checkpoint-N/ subdirectories")
+	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `DIR` (or an output dir: its newest checkpoint)")
+	fs.StringVar(&f.metrics, "metrics", "", "append one JSON line per step to `FILE`")
+	fs.StringVar(&f.device, "device", "cpu", "`NAME`: cpu, or cuda (needs a build with -tags cuda)")
+	fs.IntVar(&f.epochs, "epochs", def.Epochs, "`N` passes over the data")
+	fs.IntVar(&f.maxSteps, "max-steps", 0, "train exactly `N` optimizer steps instead of --epochs (cycling the data); the schedule spans them")
+	fs.Float64Var(&f.lr, "lr", def.LR, "peak learning rate `R`")
+	fs.StringVar(&f.schedule, "schedule", def.Schedule, "learning-rate `SHAPE` after the warmup: cosine, linear or constant")
+	fs.Float64Var(&f.warmupRatio, "warmup-ratio", def.WarmupRatio, "linear warmup over ceil(`R` × total steps)")
+	fs.IntVar(&f.warmupSteps, "warmup-steps", -1, "warmup `N` steps, overriding --warmup-ratio (-1: use the ratio)")
+	fs.Float64Var(&f.weightDecay, "weight-decay", def.WeightDecay, "AdamW decoupled weight decay `R` (not applied to norms)")
+	fs.Float64Var(&f.beta1, "adam-beta1", def.Beta1, "AdamW β1 `B`")
+	fs.Float64Var(&f.beta2, "adam-beta2", def.Beta2, "AdamW β2 `B`")
+	fs.Float64Var(&f.eps, "adam-eps", def.Eps, "AdamW ε `E`")
+	fs.Float64Var(&f.clip, "max-grad-norm", def.MaxGradNorm, "clip the global gradient norm to `N` (0: no clipping)")
+	fs.IntVar(&f.batchSize, "batch-size", def.Batch.BatchSize, "global batch: `N` examples per optimizer step")
+	fs.IntVar(&f.batchTokens, "batch-tokens", 0, "global batch in tokens instead: examples are added while the total stays within `N`")
+	fs.IntVar(&f.microBatch, "micro-batch", def.Batch.MicroBatch, "`N` rows per forward/backward pass (memory); a row is --seq-len tokens of packed examples, or one example with --no-packing")
+	fs.IntVar(&f.gradAccum, "grad-accum", 0, "Hugging Face style: global batch = --micro-batch × `N` examples (instead of --batch-size)")
+	fs.IntVar(&f.seqLen, "seq-len", def.Batch.SeqLen, "row length in tokens (`N`); longer examples are truncated")
+	fs.BoolVar(&f.noPacking, "no-packing", false, "one example per row, padded to the longest in the micro-batch (the original Alpaca collator)")
+	fs.StringVar(&f.reduction, "loss-reduction", def.LossReduction, "`KIND`: tokens = mean over every target token of the global batch; hf = mean per micro-batch, averaged over the micro-batches (HF Trainer)")
+	fs.Int64Var(&f.seed, "seed", def.Batch.Seed, "shuffle seed `N`")
+	fs.BoolVar(&f.noShuffle, "no-shuffle", false, "keep the stream's order in every epoch")
+	fs.IntVar(&f.saveEvery, "save-every", 0, "write OUT/checkpoint-N every `N` steps (0: only the final model)")
+	fs.IntVar(&f.saveLimit, "save-limit", 0, "keep only the newest `N` checkpoints (0: all)")
+	fs.StringVar(&f.saveDtype, "save-dtype", "float32", "`DTYPE` of the final model's weights: float32, bfloat16 or float16 (checkpoints are always float32)")
+	cmd.AddCommon(&f.common, cli.FlagWorkers|cli.FlagProgress)
+	pos, err := cmd.Parse(args)
+	if err == nil && len(pos) > 0 {
+		err = cli.Usagef("unexpected argument %q (the token stream goes in --data or stdin)", pos[0])
+	}
+	if err == nil {
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+		ctx, cancel := cli.SignalContext()
+		defer cancel()
+		err = runTrain(ctx, &f, set, stdin, stderr)
+	}
+	return cmd.Exit(err, stdout, stderr)
+}
+
+// configFromFlags applies the flags to base; on resume only those given
+// explicitly (set) override the checkpoint's values.
+func configFromFlags(f *trainFlags, set map[string]bool, base Config, resume bool) (Config, error) {
+	c := base
+	use := func(name string) bool { return !resume || set[name] }
+	if use("epochs") {
+		c.Epochs = f.epochs
+	}
+	if use("max-steps") {
+		c.MaxSteps = f.maxSteps
+	}
+	if use("lr") {
+		c.LR = f.lr
+	}
+	if use("schedule") {
+		c.Schedule = f.schedule
+	}
+	if use("warmup-ratio") {
+		c.WarmupRatio = f.warmupRatio
+	}
+	if use("warmup-steps") {
+		c.WarmupSteps = f.warmupSteps
+	}
+	if use("weight-decay") {
+		c.WeightDecay = f.weightDecay
+	}
+	if use("adam-beta1") {
+		c.Beta1 = f.beta1
+	}
+	if use("adam-beta2") {
+		c.Beta2 = f.beta2
+	}
+	if use("adam-eps") {
+		c.Eps = f.eps
+	}
+	if use("max-grad-norm") {
+		c.MaxGradNorm = f.clip
+	}
+	if use("loss-reduction") {
+		c.LossReduction = f.reduction
+	}
+	if use("seq-len") {
+		c.Batch.SeqLen = f.seqLen
+	}
+	if use("no-packing") {
+		c.Batch.Packing = !f.noPacking
+	}
+	if use("no-shuffle") {
+		c.Batch.Shuffle = !f.noShuffle
+	}
+	if use("seed") {
+		c.Batch.Seed = f.seed
+	}
+	if use("micro-batch") {
+		c.Batch.MicroBatch = f.microBatch
+	}
+	if set["batch-tokens"] && (set["batch-size"] || set["grad-accum"]) {
+		return c, cli.Usagef("--batch-tokens and --batch-size/--grad-accum both set the global batch; give one")
+	}
+	if set["grad-accum"] && set["batch-size"] {
+		if f.batchSize != f.microBatch*f.gradAccum {
+			return c, cli.Usagef("--batch-size %d is not --micro-batch %d × --grad-accum %d; give --batch-size or --grad-accum", f.batchSize, f.microBatch, f.gradAccum)
+		}
+	}
+	switch {
+	case set["grad-accum"]:
+		if f.gradAccum < 1 {
+			return c, cli.Usagef("--grad-accum %d must be at least 1", f.gradAccum)
+		}
+		c.Batch.BatchSize, c.Batch.BatchTokens = c.Batch.MicroBatch*f.gradAccum, 0
+	case set["batch-tokens"]:
+		c.Batch.BatchSize, c.Batch.BatchTokens = 0, f.batchTokens
+		if f.batchTokens < 1 {
+			return c, cli.Usagef("--batch-tokens %d must be positive", f.batchTokens)
+		}
+	case use("batch-size"):
+		c.Batch.BatchSize, c.Batch.BatchTokens = f.batchSize, 0
+	}
+	if err := c.Validate(); err != nil {
+		return c, cli.Usagef("%v", err)
+	}
+	return c, nil
+}
+
+func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) error {
+	switch f.device {
+	case "cpu":
+	case "cuda":
+		if err := cudaAvailable(); err != nil {
+			return err
+		}
+	default:
+		return cli.Usagef("--device %q: want cpu or cuda", f.device)
+	}
+	if f.saveEvery < 0 || f.saveLimit < 0 {
+		return cli.Usagef("--save-every and --save-limit must not be negative")
+	}
+	switch strings.ToLower(f.saveDtype) {
+	case "float32", "f32", "fp32":
+		f.saveDtype = "float32"
+	case "bfloat16", "bf16":
+		f.saveDtype = "bfloat16"
+	case "float16", "f16", "fp16":
+		f.saveDtype = "float16"
+	default:
+		return cli.Usagef("--save-dtype %q: want float32, bfloat16 or float16", f.saveDtype)
+	}
+	quiet := f.common.Quiet
+	logf := func(format string, args ...any) {
+		if !quiet {
+			fmt.Fprintf(stderr, "trainer: "+format+"\n", args...)
+		}
+	}
+
+	// Where the model comes from: a fresh start or a checkpoint.
+	var (
+		ck     string
+		st     *State
+		cfg    Config
+		err    error
+		source = f.model
+	)
+	if f.resume != "" {
+		if ck, err = FindCheckpoint(f.resume); err != nil {
+			return err
+		}
+		if st, err = ReadState(ck); err != nil {
+			return err
+		}
+		if st.Finished {
+			logf("%s: training already finished (step %d of %d); nothing to do", ck, st.Step, st.TotalSteps)
+			return nil
+		}
+		if f.out == "" {
+			if strings.HasPrefix(filepath.Base(ck), "checkpoint-") {
+				f.out = filepath.Dir(ck)
+			} else {
+				return cli.Usagef("--out is required with --resume %s", f.resume)
+			}
+		}
+		source = st.Model.Source
+		if f.model != "" && filepath.Clean(f.model) != filepath.Clean(source) {
+			return cli.Usagef("--resume continues the checkpoint's model (trained from %s); leave out --model %s", source, f.model)
+		}
+		if cfg, err = configFromFlags(f, set, st.Config, true); err != nil {
+			return err
+		}
+	} else {
+		if f.model == "" {
+			return cli.Usagef("--model DIR is required (or --resume DIR)")
+		}
+		if f.out == "" {
+			return cli.Usagef("--out DIR is required")
+		}
+		if err := checkFreshOut(f.out); err != nil {
+			return err
+		}
+		if cfg, err = configFromFlags(f, set, DefaultConfig(), false); err != nil {
+			return err
+		}
+	}
+	modelDir := f.model
+	if ck != "" {
+		modelDir = ck
+	}
+
+	// Data first: it is cheap to check and its errors are the common ones.
+	data, err := openDataset(f.data, stdin)
+	if err != nil {
+		return err
+	}
+	m, err := llama.Load(modelDir)
+	if err != nil {
+		return err
+	}
+	if st != nil && st.Threads > 0 && f.common.Workers != st.Threads {
+		if set["workers"] || set["j"] {
+			logf("note: the checkpoint ran with -j %d; with -j %d the continued run is not bit-identical to an uninterrupted one", st.Threads, f.common.Workers)
+		} else {
+			f.common.Workers = st.Threads // same split of the work, same bits
+		}
+	}
+	if f.common.Workers < 1 {
+		return cli.Usagef("-j %d: need at least one thread", f.common.Workers)
+	}
+	m.SetBackend(cpu.New(f.common.Workers))
+	files, err := ReadModelFiles(modelDir)
+	if err != nil {
+		return err
+	}
+	m.TokenizerPath = "" // the tokenizer is written from memory (a pruned checkpoint may hold the file)
+	var fp []byte
+	if tok, ok := files["tokenizer.model"]; ok {
+		fp = sha256Sum(tok)
+	} else {
+		logf("note: %s has no tokenizer.model; the stream's tokenizer cannot be checked", modelDir)
+	}
+	if err := data.CheckModel(m.Config.VocabSize, fp, modelDir); err != nil {
+		return err
+	}
+	if cfg.Batch.SeqLen > m.Config.MaxPositionEmbeddings {
+		return cli.Usagef("--seq-len %d exceeds the model's max_position_embeddings %d", cfg.Batch.SeqLen, m.Config.MaxPositionEmbeddings)
+	}
+
+	tr, err := New(cfg, m, data)
+	if err != nil {
+		return err
+	}
+	tr.Source, tr.Files, tr.Threads = source, files, f.common.Workers
+	if st != nil {
+		if err := tr.Restore(ck, st); err != nil {
+			return err
+		}
+		logf("resuming %s at step %d of %d (epoch %d)", ck, tr.Step, tr.TotalSteps, tr.Epoch+1)
+	}
+	truncated := 0
+	for i := range data.Examples {
+		if len(data.Examples[i].IDs) > cfg.Batch.SeqLen {
+			truncated++
+		}
+	}
+	logf("%d examples, %d tokens (%d targets) from %s; %d params; %d steps, warmup %d",
+		len(data.Examples), data.Tokens, data.Targets, data.Name, numParams(m), tr.TotalSteps, tr.Sched.Warmup)
+	if truncated > 0 {
+		logf("note: %d examples are longer than --seq-len %d and are truncated", truncated, cfg.Batch.SeqLen)
+	}
+
+	var metrics *Metrics
+	if f.metrics != "" {
+		if metrics, err = OpenMetrics(f.metrics, tr.Step); err != nil {
+			return err
+		}
+		defer metrics.Close()
+	}
+	prog := cli.NewProgress(stderr, &f.common)
+	defer prog.Done()
+	lastGood := ""
+	if ck != "" {
+		lastGood = ck
+	}
+	last := StepResult{Loss: math.NaN()}
+	if st != nil {
+		last.Loss = st.LastLoss
+	}
+	startSteps, started := tr.Step, time.Now()
+	saveCk := func() error {
+		dir := filepath.Join(f.out, fmt.Sprintf("checkpoint-%d", tr.Step))
+		if err := tr.SaveDir(dir, "float32", true, last.Loss); err != nil {
+			return fmt.Errorf("saving checkpoint %s: %w", dir, err)
+		}
+		lastGood = dir
+		return PruneCheckpoints(f.out, f.saveLimit)
+	}
+	hooks := Hooks{
+		OnStep: func(r StepResult) error {
+			last = r
+			if metrics != nil {
+				if err := metrics.Write(r); err != nil {
+					return err
+				}
+			}
+			rate := float64(tr.Step-startSteps) / time.Since(started).Seconds()
+			eta := time.Duration(float64(tr.TotalSteps-tr.Step) / rate * float64(time.Second))
+			prog.Update("step %d/%d  epoch %.2f  loss %.4f  lr %.3g  |g| %.3f  %.0f tok/s  eta %s",
+				r.Step, tr.TotalSteps, r.Epoch, r.Loss, r.LR, r.GradNorm, r.TokensPerS, eta.Round(time.Second))
+			return nil
+		},
+		ShouldSave: func(step int) bool { return f.saveEvery > 0 && step%f.saveEvery == 0 },
+		Save:       saveCk,
+		OnInterrupt: func() error {
+			prog.Done()
+			if tr.Step == startSteps {
+				return nil
+			}
+			if err := saveCk(); err != nil {
+				return err
+			}
+			logf("interrupted at step %d; checkpoint %s (continue with --resume %s)", tr.Step, lastGood, f.out)
+			return nil
+		},
+	}
+	tr.OnMicro = func(done, total int) {
+		prog.Update("step %d/%d  micro-batch %d/%d  last loss %.4f", tr.Step+1, tr.TotalSteps, done+1, total, last.Loss)
+	}
+	err = tr.Run(ctx, hooks)
+	prog.Done()
+	var nf *NonFiniteError
+	switch {
+	case errors.As(err, &nf):
+		where := "no checkpoint was written yet"
+		if lastGood != "" {
+			where = "last good checkpoint: " + lastGood
+		}
+		return fmt.Errorf("%v; stopped without saving this step (%s); try a lower --lr", err, where)
+	case errors.Is(err, context.Canceled):
+		return errors.New("interrupted")
+	case err != nil:
+		return err
+	}
+	if err := tr.SaveFinal(f.out, f.saveDtype, last.Loss); err != nil {
+		return fmt.Errorf("saving the model to %s: %w", f.out, err)
+	}
+	el := time.Since(started).Seconds()
+	logf("done: %d steps in %s (%.0f tokens/s), final loss %.4f; model in %s",
+		tr.Step-startSteps, time.Duration(el*float64(time.Second)).Round(time.Millisecond),
+		float64(tr.TokensSeen)/math.Max(tr.Elapsed, 1e-9), last.Loss, f.out)
+	return nil
+}
+
+// checkFreshOut refuses to start a new run over an earlier one.
+func checkFreshOut(out string) error {
+	if _, err := os.Stat(filepath.Join(out, StateFile)); err == nil {
+		return cli.Usagef("%s already holds a trained model; choose another --out (or --resume %s to continue an unfinished run)", out, out)
+	}
+	if cks, err := ListCheckpoints(out); err == nil && len(cks) > 0 {
+		return cli.Usagef("%s already holds checkpoints (%s); continue with --resume %s or choose another --out", out, filepath.Base(cks[len(cks)-1]), out)
+	}
+	return nil
+}
+
+func numParams(m Model) int {
+	n := 0
+	for _, p := range m.Params() {
+		n += len(p.W)
+	}
+	return n
+}
