@@ -160,7 +160,6 @@ func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin 
 	})
 }
 
-
 // sigmoids sets s[i] = sigmoid(x[i]) through the vectorised exp (its clamp
 // to [-87.3, 88] only changes results below 1e-38).
 func sigmoids(s, x []float32) {
