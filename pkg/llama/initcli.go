@@ -78,7 +78,7 @@ func runInit(configPath, preset, model, out, tokPath, dtype string, seed int64, 
 	switch {
 	case model != "":
 		var err error
-		if m, err = Load(model); err != nil {
+		if m, err = LoadWeights(model); err != nil {
 			return err
 		}
 	default:

@@ -20,7 +20,14 @@ const TokenizerFile = "tokenizer.model"
 // buffers of old checkpoints are skipped; any other unexpected tensor, a
 // missing one or a wrong shape is an error. TokenizerPath is set when the
 // directory holds tokenizer.model.
-func Load(dir string) (*Model, error) {
+func Load(dir string) (*Model, error) { return load(dir, true) }
+
+// LoadWeights is Load without allocating gradients (half the memory), for
+// inference and conversion. Gradients are allocated by the first
+// ForwardBackward or ZeroGrad.
+func LoadWeights(dir string) (*Model, error) { return load(dir, false) }
+
+func load(dir string, grads bool) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -30,7 +37,7 @@ func Load(dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
-	m := newEmpty(cfg)
+	m := newEmpty(cfg, grads)
 	want := map[string]*Param{}
 	for _, p := range m.params {
 		want[p.Name] = p
@@ -135,19 +142,7 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 	if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cj, '\n'), 0o644); err != nil {
 		return err
 	}
-	tensors := make([]safetensors.Tensor, len(m.params))
-	for i, p := range m.params {
-		data, err := safetensors.EncodeFloat32(dt, p.W)
-		if err != nil {
-			return err
-		}
-		shape := make([]int64, len(p.Shape))
-		for j, s := range p.Shape {
-			shape[j] = int64(s)
-		}
-		tensors[i] = safetensors.Tensor{Name: p.Name, DType: dt, Shape: shape, Data: data}
-	}
-	if err := safetensors.WriteModel(tmp, tensors, map[string]string{"format": "pt"}, maxShardBytes); err != nil {
+	if err := m.writeWeights(tmp, dt, maxShardBytes); err != nil {
 		return err
 	}
 	if m.TokenizerPath != "" {
@@ -181,6 +176,55 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 		m.TokenizerPath = filepath.Join(dir, TokenizerFile)
 	}
 	return nil
+}
+
+// writeWeights streams the parameters into dir, one tensor encoded at a
+// time (peak extra memory: one tensor), as model.safetensors or HF shards
+// plus index when the total exceeds maxShardBytes (> 0).
+func (m *Model) writeWeights(dir string, dt safetensors.DType, maxShardBytes int64) error {
+	infos := make([]safetensors.TensorInfo, len(m.params))
+	byName := map[string]*Param{}
+	var total int64
+	for i, p := range m.params {
+		shape := make([]int64, len(p.Shape))
+		for j, s := range p.Shape {
+			shape[j] = int64(s)
+		}
+		infos[i] = safetensors.TensorInfo{Name: p.Name, DType: dt, Shape: shape}
+		byName[p.Name] = p
+		total += infos[i].NumBytes()
+	}
+	meta := map[string]string{"format": "pt"}
+	write := func(path string, group []safetensors.TensorInfo) error {
+		w, err := safetensors.NewWriter(path, group, meta)
+		if err != nil {
+			return err
+		}
+		for _, ti := range group {
+			data, err := safetensors.EncodeFloat32(dt, byName[ti.Name].W)
+			if err == nil {
+				err = w.WriteTensor(ti.Name, data)
+			}
+			if err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		return w.Commit()
+	}
+	if maxShardBytes <= 0 || total <= maxShardBytes {
+		return write(filepath.Join(dir, "model.safetensors"), infos)
+	}
+	plan := safetensors.PlanShards(infos, maxShardBytes)
+	index := map[string][]safetensors.TensorInfo{}
+	for i, group := range plan {
+		name := safetensors.ShardName(i+1, len(plan))
+		if err := write(filepath.Join(dir, name), group); err != nil {
+			return err
+		}
+		index[name] = group
+	}
+	return safetensors.WriteIndex(dir, index)
 }
 
 func copyFile(dst, src string) error {

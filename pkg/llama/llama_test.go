@@ -376,3 +376,38 @@ func TestOverfitOneBatch(t *testing.T) {
 	}
 	t.Logf("mean loss %.4f -> %.5f", first, last)
 }
+
+// LoadWeights skips the gradients until a training step needs them, and
+// then behaves like Load.
+func TestLoadWeightsLazyGrads(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := New(tinyConfig(false, 2), 2).Save(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	lazy, err := LoadWeights(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range lazy.Params() {
+		if p.G != nil {
+			t.Fatalf("%s: gradient allocated by LoadWeights", p.Name)
+		}
+	}
+	lazy.AddPadToken()
+	if lazy.embed.G != nil {
+		t.Fatalf("AddPadToken allocated gradients")
+	}
+	full, _ := Load(dir)
+	full.AddPadToken()
+	b := &Batch{B: 1, T: 3, Tokens: []int32{29, 1, 2}, Pos: []int32{0, 1, 2}, Seg: []int32{0, 0, 0}, Target: []int32{1, 2, 29}}
+	l1, _, err1 := lazy.ForwardBackward(b, 1)
+	l2, _, err2 := full.ForwardBackward(b, 1)
+	if err1 != nil || err2 != nil || l1 != l2 {
+		t.Fatalf("lazy %v %v, full %v %v", l1, err1, l2, err2)
+	}
+	for i, p := range lazy.Params() {
+		if !equal(p.G, full.Params()[i].G) {
+			t.Fatalf("%s: gradients differ", p.Name)
+		}
+	}
+}

@@ -26,7 +26,7 @@ func newParam(name string, shape ...int) *Param {
 	for _, s := range shape {
 		n *= s
 	}
-	return &Param{Name: name, Shape: shape, W: make([]float32, n), G: make([]float32, n)}
+	return &Param{Name: name, Shape: shape, W: make([]float32, n)}
 }
 
 // Batch is B rows of T positions (packed examples). Position i may attend to
@@ -71,7 +71,7 @@ type Model struct {
 // reproducible and parallel. New panics on an invalid config (call
 // Validate first).
 func New(cfg Config, seed int64) *Model {
-	m := newEmpty(cfg)
+	m := newEmpty(cfg, true)
 	std := cfg.InitializerRange
 	var wg sync.WaitGroup
 	for i, p := range m.params {
@@ -97,8 +97,8 @@ func New(cfg Config, seed int64) *Model {
 	return m
 }
 
-// newEmpty allocates a zero model for cfg.
-func newEmpty(cfg Config) *Model {
+// newEmpty allocates a zero model for cfg, with gradients when grads.
+func newEmpty(cfg Config, grads bool) *Model {
 	if err := cfg.Validate(); err != nil {
 		panic("llama: " + err.Error())
 	}
@@ -131,7 +131,19 @@ func newEmpty(cfg Config) *Model {
 		m.lmHead = newParam("lm_head.weight", V, D)
 		m.params = append(m.params, m.lmHead)
 	}
+	if grads {
+		m.ensureGrads()
+	}
 	return m
+}
+
+// ensureGrads allocates missing gradients (models from LoadWeights).
+func (m *Model) ensureGrads() {
+	for _, p := range m.params {
+		if p.G == nil {
+			p.G = make([]float32, len(p.W))
+		}
+	}
 }
 
 var (
@@ -176,8 +188,9 @@ func (m *Model) NumParams() int {
 	return n
 }
 
-// ZeroGrad sets every gradient to zero.
+// ZeroGrad sets every gradient to zero (allocating them if needed).
 func (m *Model) ZeroGrad() {
+	m.ensureGrads()
 	for _, p := range m.params {
 		clear(p.G)
 	}
@@ -202,7 +215,9 @@ func (m *Model) AddPadToken() int {
 			w[V*D+i] = float32(mean[i] / float64(V))
 		}
 		p.W = w
-		p.G = make([]float32, (V+1)*D)
+		if p.G != nil {
+			p.G = make([]float32, (V+1)*D)
+		}
 		p.Shape = []int{V + 1, D}
 	}
 	grow(m.embed)
@@ -210,7 +225,9 @@ func (m *Model) AddPadToken() int {
 		grow(m.lmHead)
 	}
 	m.Config.VocabSize = V + 1
-	m.ZeroGrad()
+	for _, p := range m.params {
+		clear(p.G)
+	}
 	return V
 }
 

@@ -76,7 +76,7 @@ func (fx *fixture) f32(t *testing.T, name string) []float32 {
 }
 
 func (fx *fixture) model(t *testing.T) *Model {
-	m := newEmpty(fx.cfg)
+	m := newEmpty(fx.cfg, true)
 	for _, p := range m.Params() {
 		copy(p.W, fx.f32(t, p.Name))
 	}

@@ -194,6 +194,7 @@ func (m *Model) ForwardBackward(b *Batch, scale float32) (lossSum float64, n int
 	if b.Target == nil {
 		return 0, 0, fmt.Errorf("llama: ForwardBackward needs targets")
 	}
+	m.ensureGrads()
 	c := m.Config
 	be := m.be
 	B, T := b.B, b.T
