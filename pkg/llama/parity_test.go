@@ -263,7 +263,7 @@ func TestParityMedium(t *testing.T) {
 	}
 	worst := 0.0
 	for _, p := range m.Params() {
-		gi, gv, gmax := i32("gradidx."+p.Name), f32("gradval."+p.Name), f32("gradmax."+p.Name)[0]
+		gi, gv, gmax := i32("gradidx."+p.Name), f32("gradval."+p.Name), f32("gradmax." + p.Name)[0]
 		var d float64
 		for k, i := range gi {
 			d = math.Max(d, math.Abs(float64(p.G[i]-gv[k])))
