@@ -1,10 +1,8 @@
 package llama
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"testing"
 )
 
@@ -76,6 +74,4 @@ func BenchmarkStep(b *testing.B) {
 			b.ReportMetric(sec*1000, "ms/step")
 		})
 	}
-	_ = fmt.Sprint
-	_ = strconv.Itoa
 }

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -417,7 +416,6 @@ func TestExpf(t *testing.T) {
 	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
 		t.Errorf("expf edge cases: %v %v %v", expf(-100), expf(100), expf(0))
 	}
-	_ = binary.LittleEndian
 	// the vectorised softmax exp (any length, so both the 8-lane body and
 	// the scalar tail run)
 	for _, n := range []int{1, 7, 8, 9, 1000} {

@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"sync"
-	"unsafe"
-)
+import "sync"
 
 // Pure-Go (plus Go assembly) blocked SGEMM: B is packed in kc×16 panels, A
 // in kc×6 panels (alpha folded in), and an AVX2/FMA 6×16 micro-kernel does
@@ -179,5 +176,3 @@ func packA(trans bool, alpha float32, a []float32, lda, i0, h, p0, kcb int, dst 
 		}
 	}
 }
-
-var _ = unsafe.Pointer(nil)
