@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/torchmath"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -198,22 +199,19 @@ func (m *Model) ZeroGrad() {
 
 // AddPadToken is Alpaca's smart_tokenizer_and_embedding_resize for one new
 // token: embed_tokens (and lm_head when untied) get one extra row, set to
-// the mean of the existing rows (computed in float64). VocabSize grows by
-// one; gradients are reset to zero. It returns the new token's id.
+// the mean of the existing rows, computed in float32 in torch's order
+// (torchmath.MeanRows) so the row equals the one Alpaca's train.py makes.
+// VocabSize grows by one; gradients are reset to zero. It returns the new
+// token's id.
 func (m *Model) AddPadToken() int {
 	V, D := m.Config.VocabSize, m.Config.HiddenSize
 	grow := func(p *Param) {
 		w := make([]float32, (V+1)*D)
 		copy(w, p.W)
-		mean := make([]float64, D)
-		for r := 0; r < V; r++ {
-			for i, v := range p.W[r*D : (r+1)*D] {
-				mean[i] += float64(v)
-			}
-		}
-		for i := range mean {
-			w[V*D+i] = float32(mean[i] / float64(V))
-		}
+		mean := torchmath.MeanRows(int64(V), int64(D), func(r int64, dst []float32) {
+			copy(dst, p.W[r*int64(D):(r+1)*int64(D)])
+		})
+		copy(w[V*D:], mean)
 		p.W = w
 		if p.G != nil {
 			p.G = make([]float32, (V+1)*D)

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/torchmath"
 	"io"
 	"math"
 	"path/filepath"
@@ -102,10 +103,9 @@ func eqShape(a, b []int64) bool {
 
 // meanRow is Alpaca's value for new embedding rows: the mean of the
 // existing rows, computed as torch (CPU, float32) computes
-// weight[:-n].mean(dim=0): per column a float32 cascade sum over the rows
-// (ATen's multi_row_sum: blocks of 2^p rows folded into 4 accumulator
-// levels), then a float32 division by the row count. Matching torch bit for
-// bit makes the recovered [PAD] rows equal to Python's.
+// weight[:-n].mean(dim=0) (see torchmath.MeanRows), so that the recovered
+// [PAD] rows equal Python's bit for bit. Rows are decoded one at a time and
+// their pages released as the sum goes.
 func meanRow(src Source, name string, ti safetensors.TensorInfo) ([]float32, error) {
 	b, err := src.Bytes(name)
 	if err != nil {
@@ -116,63 +116,14 @@ func meanRow(src Source, name string, ti safetensors.TensorInfo) ([]float32, err
 		return nil, fmt.Errorf("tensor %q: cannot resize an empty embedding", name)
 	}
 	es := int64(ti.DType.Size())
-	row := make([]float32, cols)
-	var acc [4][]float32
-	for j := range acc {
-		acc[j] = make([]float32, cols)
-	}
-	add := func(r int64) {
-		decodeInto(row, ti.DType, b[r*cols*es:(r+1)*cols*es])
-		for c, v := range row {
-			acc[0][c] += v
-		}
+	out := torchmath.MeanRows(rows, cols, func(r int64, dst []float32) {
+		decodeInto(dst, ti.DType, b[r*cols*es:(r+1)*cols*es])
 		if r%4096 == 4095 {
 			src.Release(b[(r-4095)*cols*es : (r+1)*cols*es])
 		}
-	}
-	const levels = 4
-	power := max(4, ceilLog2(rows)/levels)
-	step := int64(1) << power
-	mask := step - 1
-	i := int64(0)
-	for i+step <= rows {
-		for j := int64(0); j < step; j++ {
-			add(i)
-			i++
-		}
-		for j := 1; j < levels; j++ {
-			for c := range acc[j] {
-				acc[j][c] += acc[j-1][c]
-				acc[j-1][c] = 0
-			}
-			if i&(mask<<(int64(j)*power)) != 0 {
-				break
-			}
-		}
-	}
-	for ; i < rows; i++ {
-		add(i)
-	}
-	for j := 1; j < levels; j++ {
-		for c := range acc[0] {
-			acc[0][c] += acc[j][c]
-		}
-	}
+	})
 	src.Release(b)
-	out := acc[0]
-	for c := range out {
-		out[c] /= float32(rows)
-	}
 	return out, nil
-}
-
-// ceilLog2 is ⌈log2 n⌉ (0 for n ≤ 1).
-func ceilLog2(n int64) int64 {
-	var k int64
-	for int64(1)<<k < n {
-		k++
-	}
-	return k
 }
 
 // compareNames reports tensors present in one model but not the other.
