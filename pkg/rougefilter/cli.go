@@ -364,7 +364,7 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 			}
 			j++
 		}
-		prog.Update("rougefilter: read %d, kept %d, dropped %d, pool %d", c.read, c.kept, c.dropped, p.Len())
+		prog.Update("rougefilter: read %d, kept %d, dropped %d, pool %d", c.read, c.kept, c.dropped, c.preloaded+c.kept)
 	}
 	prog.Done()
 	if done { // --limit reached: stop the reader
@@ -389,7 +389,9 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	if o.stats {
 		el := time.Since(start)
 		fmt.Fprintf(stderr, "rougefilter: read %d, kept %d, dropped %d, bad %d", c.read, c.kept, c.dropped, c.bad+c.invalid)
-		fmt.Fprintf(stderr, "; pool %d (%d preloaded); threshold %v; %.3fs", p.Len(), c.preloaded, o.threshold, el.Seconds())
+		// the pool is what was preloaded plus what was kept (with --limit the
+		// last batch may have checked, and pooled, records past the cut)
+		fmt.Fprintf(stderr, "; pool %d (%d preloaded); threshold %v; %.3fs", c.preloaded+c.kept, c.preloaded, o.threshold, el.Seconds())
 		if el > 0 && c.read > 0 {
 			fmt.Fprintf(stderr, " (%.0f records/s)", float64(c.read)/el.Seconds())
 		}

@@ -72,6 +72,8 @@ func TestCLI(t *testing.T) {
 		{name: "other field", args: []string{"--field", "text"}, stdin: `{"text":"a b"}` + "\n" + `{"text":"a b"}` + "\n", code: 0, outLines: 1},
 		{name: "unknown fields kept", stdin: `{"z":1,"instruction":"hi","a":[1,{"b":null}]}` + "\n", code: 0, outLines: 1, out: `{"z":1,"instruction":"hi","a":[1,{"b":null}]}`},
 		{name: "limit", args: []string{"--limit", "3", sample}, code: 0, outLines: 3},
+		// the batch past the cut is checked too, but only what was kept counts in the pool
+		{name: "limit pool", args: []string{"--stats", "--limit", "3", "--against", seeds, sample}, code: 0, outLines: 3, errSub: "read 4, kept 3, dropped 1, bad 0; pool 8 (5 preloaded)"},
 		{name: "stats", args: []string{"--stats", "--against", seeds, sample}, code: 0, outLines: 31, errSub: "read 40, kept 31, dropped 9, bad 0; pool 36 (5 preloaded)"},
 		{name: "limit stats", args: []string{"--stats", "--limit", "2"}, stdin: two + two + `{"instruction":"x"}` + "\n", code: 0, outLines: 2, errSub: "read 5, kept 2, dropped 3"},
 		{name: "reference same", args: []string{"--reference", "--against", seeds, sample}, code: 0, outLines: 31},
