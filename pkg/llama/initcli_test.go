@@ -2,6 +2,7 @@ package llama
 
 import (
 	"bytes"
+	"github.com/alpaca-go/alpaca/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,22 +13,7 @@ import (
 // module root, or skips.
 func sharedTokenizer(t *testing.T) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "llama-tokenizer.model")
-	if _, err := os.Stat(p); err != nil {
-		t.Skip("../shared/data/llama-tokenizer.model not present")
-	}
-	return p
+	return testutil.SharedData(t, "llama-tokenizer.model")
 }
 
 func runInitCLI(args ...string) (int, string, string) {

@@ -1,54 +1,19 @@
 package rouge
 
 import (
+	"github.com/alpaca-go/alpaca/internal/testutil"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
 )
 
-// sharedData returns the path of a file in ../shared/data (relative to the
-// module root) or skips the test when it is absent.
-func sharedData(tb testing.TB, name string) string {
-	tb.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("go.mod not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("%s absent (../shared/data is not part of this checkout): skipping", p)
-	}
-	return p
-}
-
 // sharedDataOK is the path of a shared data file, or "" when absent.
 func sharedDataOK(name string) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
+	if p, ok := testutil.SharedDataPath(name); ok {
+		return p
 	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
+	return ""
 }
 
 func readField(tb testing.TB, path, field string) []string {
@@ -80,8 +45,8 @@ func readField(tb testing.TB, path, field string) []string {
 // the best match of every dropped record) with the brute-force reference.
 // The reference is O(n²) LCS, so only a prefix of the data is used.
 func TestRealDataMatchesReference(t *testing.T) {
-	seeds := readField(t, sharedData(t, "seed_tasks.jsonl"), "instruction")
-	data := readField(t, sharedData(t, "alpaca_data.json"), "instruction")
+	seeds := readField(t, testutil.SharedData(t, "seed_tasks.jsonl"), "instruction")
+	data := readField(t, testutil.SharedData(t, "alpaca_data.json"), "instruction")
 	n := 1500
 	if testing.Short() {
 		n = 600

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/alpaca-go/alpaca/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,20 +15,11 @@ import (
 
 // repoRoot walks up from the package directory to go.mod.
 func repoRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	root := testutil.RepoRoot()
+	if root == "" {
+		t.Fatal("go.mod not found")
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // llamaModel loads ../shared/data/llama-tokenizer.model or skips.
