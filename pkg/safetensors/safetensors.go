@@ -417,13 +417,10 @@ func EncodeFloat32(dt DType, v []float32) ([]byte, error) {
 	return nil, fmt.Errorf("cannot encode float32 as %s", dt)
 }
 
-// Model is a set of tensors spread over one or more files (a sharded
-// checkpoint), addressed by tensor name.
+// Model is a set of tensors spread over one or more safetensors files (a
+// sharded checkpoint), addressed by tensor name.
 type Model struct {
-	Dir   string
-	files []*File
-	where map[string]*File
-	names []string
+	*Shards[*File]
 }
 
 // IndexName is the shard index file name Hugging Face uses.
@@ -443,147 +440,40 @@ func OpenDir(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Dir: path, where: map[string]*File{}}
-	if !st.IsDir() {
-		f, err := Open(path)
-		if err != nil {
-			return nil, err
-		}
-		m.add(f)
-		return m, nil
-	}
-	idxPath := filepath.Join(path, IndexName)
-	if b, err := os.ReadFile(idxPath); err == nil {
-		var idx Index
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return nil, fmt.Errorf("%s: bad index: %v", idxPath, err)
-		}
-		if len(idx.WeightMap) == 0 {
-			return nil, fmt.Errorf("%s: bad index: empty weight_map", idxPath)
-		}
-		shards := map[string]*File{}
-		var shardNames []string
-		for _, s := range idx.WeightMap {
-			if _, ok := shards[s]; !ok {
-				if strings.Contains(s, "/") || strings.Contains(s, `\`) {
-					return nil, fmt.Errorf("%s: bad index: shard name %q has a path separator", idxPath, s)
-				}
-				shards[s] = nil
-				shardNames = append(shardNames, s)
-			}
-		}
-		sort.Strings(shardNames)
-		for _, s := range shardNames {
-			f, err := Open(filepath.Join(path, s))
+	single := path
+	if st.IsDir() {
+		idxPath := filepath.Join(path, IndexName)
+		if _, err := os.Stat(idxPath); err == nil {
+			set, err := OpenIndexed(path, idxPath, Open)
 			if err != nil {
-				m.Close()
-				return nil, fmt.Errorf("%s: shard listed in the index: %w", idxPath, err)
+				return nil, err
 			}
-			shards[s] = f
-			m.files = append(m.files, f)
+			return &Model{set}, nil
 		}
-		names := make([]string, 0, len(idx.WeightMap))
-		for n := range idx.WeightMap {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			f := shards[idx.WeightMap[n]]
-			if _, ok := f.Info(n); !ok {
-				m.Close()
-				return nil, fmt.Errorf("%s: bad index: tensor %q is not in shard %s", idxPath, n, idx.WeightMap[n])
+		single = filepath.Join(path, "model.safetensors")
+		if _, err := os.Stat(single); err != nil {
+			matches, _ := filepath.Glob(filepath.Join(path, "*.safetensors"))
+			if len(matches) != 1 {
+				return nil, fmt.Errorf("%s: no model.safetensors, no %s, and %d *.safetensors files", path, IndexName, len(matches))
 			}
-			m.where[n] = f
-			m.names = append(m.names, n)
+			single = matches[0]
 		}
-		for _, f := range m.files {
-			for _, n := range f.Names() {
-				if _, ok := m.where[n]; !ok {
-					m.Close()
-					return nil, fmt.Errorf("%s: bad index: tensor %q of %s is missing from the weight_map", idxPath, n, filepath.Base(f.Path))
-				}
-			}
-		}
-		return m, nil
-	}
-	single := filepath.Join(path, "model.safetensors")
-	if _, err := os.Stat(single); err != nil {
-		matches, _ := filepath.Glob(filepath.Join(path, "*.safetensors"))
-		if len(matches) != 1 {
-			return nil, fmt.Errorf("%s: no model.safetensors, no %s, and %d *.safetensors files", path, IndexName, len(matches))
-		}
-		single = matches[0]
 	}
 	f, err := Open(single)
 	if err != nil {
 		return nil, err
 	}
-	m.add(f)
-	return m, nil
-}
-
-func (m *Model) add(f *File) {
-	m.files = append(m.files, f)
-	for _, n := range f.Names() {
-		m.where[n] = f
-		m.names = append(m.names, n)
+	set := NewShards[*File](path)
+	if err := set.Add(f, filepath.Base(single), nil); err != nil {
+		f.Close()
+		return nil, err
 	}
-	sort.Strings(m.names)
-}
-
-// Close closes every shard.
-func (m *Model) Close() error {
-	var first error
-	for _, f := range m.files {
-		if f == nil {
-			continue
-		}
-		if err := f.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// Names lists every tensor, sorted.
-func (m *Model) Names() []string { return append([]string(nil), m.names...) }
-
-// Info describes a tensor.
-func (m *Model) Info(name string) (TensorInfo, bool) {
-	f, ok := m.where[name]
-	if !ok {
-		return TensorInfo{}, false
-	}
-	return f.Info(name)
-}
-
-// Bytes returns a tensor's raw data.
-func (m *Model) Bytes(name string) ([]byte, error) {
-	f, ok := m.where[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: no tensor %q", m.Dir, name)
-	}
-	return f.Bytes(name)
-}
-
-// Release drops the pages of b, a slice returned by Bytes, from the
-// resident set (see File.Release).
-func (m *Model) Release(b []byte) {
-	for _, f := range m.files {
-		f.Release(b)
-	}
-}
-
-// Prefetch starts reading the pages under b, a slice returned by Bytes.
-func (m *Model) Prefetch(b []byte) {
-	for _, f := range m.files {
-		f.Prefetch(b)
-	}
+	return &Model{set}, nil
 }
 
 // Float32 returns a tensor as float32.
 func (m *Model) Float32(name string) ([]float32, error) {
-	f, ok := m.where[name]
+	f, ok := m.File(name)
 	if !ok {
 		return nil, fmt.Errorf("%s: no tensor %q", m.Dir, name)
 	}
@@ -592,8 +482,8 @@ func (m *Model) Float32(name string) ([]float32, error) {
 
 // Metadata returns the __metadata__ of the first file.
 func (m *Model) Metadata() map[string]string {
-	if len(m.files) == 0 {
-		return nil
+	if files := m.Files(); len(files) > 0 {
+		return files[0].Metadata()
 	}
-	return m.files[0].Metadata()
+	return nil
 }

@@ -16,13 +16,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -457,31 +454,14 @@ func (f *File) offsetOf(b []byte) (int, bool) {
 // IndexName is the shard index Hugging Face writes for sharded .bin models.
 const IndexName = "pytorch_model.bin.index.json"
 
-// ParseIndex reads and validates a pytorch_model.bin.index.json (same
+// ParseIndex reads and validates a pytorch_model.bin.index.json (the same
 // layout as the safetensors index).
-func ParseIndex(b []byte) (*safetensors.Index, error) {
-	var idx safetensors.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("bad index: %v", err)
-	}
-	if len(idx.WeightMap) == 0 {
-		return nil, errors.New("bad index: empty or missing weight_map")
-	}
-	for t, s := range idx.WeightMap {
-		if s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
-			return nil, fmt.Errorf("bad index: tensor %q: shard name %q is not a plain file name", t, s)
-		}
-	}
-	return &idx, nil
-}
+func ParseIndex(b []byte) (*safetensors.Index, error) { return safetensors.ParseIndex(b) }
 
 // Model is a checkpoint directory: pytorch_model.bin, or shards listed in
 // pytorch_model.bin.index.json.
 type Model struct {
-	Dir   string
-	files []*File
-	where map[string]*File
-	names []string
+	*safetensors.Shards[*File]
 }
 
 // OpenDir opens a directory holding pytorch_model.bin.index.json or a single
@@ -491,123 +471,33 @@ func OpenDir(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Dir: path, where: map[string]*File{}}
-	if !st.IsDir() {
-		f, err := Open(path)
-		if err != nil {
-			return nil, err
-		}
-		return m, m.add(f, nil)
-	}
-	idxPath := filepath.Join(path, IndexName)
-	if b, err := os.ReadFile(idxPath); err == nil {
-		idx, err := ParseIndex(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", idxPath, err)
-		}
-		byShard := map[string][]string{}
-		for t, s := range idx.WeightMap {
-			byShard[s] = append(byShard[s], t)
-		}
-		shards := make([]string, 0, len(byShard))
-		for s := range byShard {
-			shards = append(shards, s)
-		}
-		sort.Strings(shards)
-		for _, s := range shards {
-			f, err := Open(filepath.Join(path, s))
+	single := path
+	if st.IsDir() {
+		idxPath := filepath.Join(path, IndexName)
+		if _, err := os.Stat(idxPath); err == nil {
+			set, err := safetensors.OpenIndexed(path, idxPath, Open)
 			if err != nil {
-				m.Close()
-				return nil, fmt.Errorf("%s: shard listed in the index: %w", idxPath, err)
+				return nil, err
 			}
-			for _, t := range byShard[s] {
-				if _, ok := f.tensors[t]; !ok {
-					m.Close()
-					f.Close()
-					return nil, fmt.Errorf("%s: bad index: tensor %q is not in shard %s", idxPath, t, s)
-				}
-			}
-			if err := m.add(f, idx.WeightMap); err != nil {
-				m.Close()
-				return nil, fmt.Errorf("%s: %v", idxPath, err)
-			}
+			return &Model{set}, nil
 		}
-		return m, nil
-	}
-	single := filepath.Join(path, "pytorch_model.bin")
-	if _, err := os.Stat(single); err != nil {
-		matches, _ := filepath.Glob(filepath.Join(path, "*.bin"))
-		if len(matches) != 1 {
-			return nil, fmt.Errorf("%s: no pytorch_model.bin, no %s, and %d *.bin files", path, IndexName, len(matches))
+		single = filepath.Join(path, "pytorch_model.bin")
+		if _, err := os.Stat(single); err != nil {
+			matches, _ := filepath.Glob(filepath.Join(path, "*.bin"))
+			if len(matches) != 1 {
+				return nil, fmt.Errorf("%s: no pytorch_model.bin, no %s, and %d *.bin files", path, IndexName, len(matches))
+			}
+			single = matches[0]
 		}
-		single = matches[0]
 	}
 	f, err := Open(single)
 	if err != nil {
 		return nil, err
 	}
-	return m, m.add(f, nil)
-}
-
-func (m *Model) add(f *File, weightMap map[string]string) error {
-	m.files = append(m.files, f)
-	base := filepath.Base(f.Path)
-	for _, n := range f.names {
-		if weightMap != nil && weightMap[n] != base {
-			return fmt.Errorf("bad index: tensor %q of %s is missing from the weight_map", n, base)
-		}
-		if _, dup := m.where[n]; dup {
-			return fmt.Errorf("tensor %q appears in two shards", n)
-		}
-		m.where[n] = f
-		m.names = append(m.names, n)
+	set := safetensors.NewShards[*File](path)
+	if err := set.Add(f, filepath.Base(single), nil); err != nil {
+		f.Close()
+		return nil, err
 	}
-	sort.Strings(m.names)
-	return nil
-}
-
-// Close closes every shard.
-func (m *Model) Close() error {
-	var first error
-	for _, f := range m.files {
-		if err := f.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// Names lists every tensor, sorted.
-func (m *Model) Names() []string { return append([]string(nil), m.names...) }
-
-// Info describes a tensor.
-func (m *Model) Info(name string) (safetensors.TensorInfo, bool) {
-	f, ok := m.where[name]
-	if !ok {
-		return safetensors.TensorInfo{}, false
-	}
-	return f.Info(name)
-}
-
-// Bytes returns a tensor's row-major data.
-func (m *Model) Bytes(name string) ([]byte, error) {
-	f, ok := m.where[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: no tensor %q", m.Dir, name)
-	}
-	return f.Bytes(name)
-}
-
-// Release drops the pages under b from the resident set.
-func (m *Model) Release(b []byte) {
-	for _, f := range m.files {
-		f.Release(b)
-	}
-}
-
-// Prefetch starts reading the pages under b in the background.
-func (m *Model) Prefetch(b []byte) {
-	for _, f := range m.files {
-		f.Prefetch(b)
-	}
+	return &Model{set}, nil
 }
