@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	"io"
 	"os"
 	"path/filepath"
@@ -119,20 +120,17 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 		return fmt.Errorf("llama: save dtype %s not supported (float32, float16, bfloat16)", dt)
 	}
 	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	out, err := xio.CreateDir(dir)
 	if err != nil {
 		return err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			os.RemoveAll(tmp)
+			out.Abort()
 		}
 	}()
+	tmp := out.Path
 	cfg := m.Config
 	cfg.TorchDtype = dt.TorchName()
 	cj, err := cfg.MarshalJSON() // direct call keeps the one-key-per-line layout
@@ -150,27 +148,10 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 			return fmt.Errorf("copying tokenizer: %w", err)
 		}
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	// Replace dir: move an existing one aside, rename, then delete it.
-	var old string
-	if _, err := os.Lstat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
+	if err := out.Commit(); err != nil { // replaces an existing dir
 		return err
 	}
 	ok = true
-	if old != "" {
-		os.RemoveAll(old)
-	}
 	if m.TokenizerPath != "" && strings.HasPrefix(m.TokenizerPath, dir+string(filepath.Separator)) {
 		// the old copy is gone; point at the new one
 		m.TokenizerPath = filepath.Join(dir, TokenizerFile)

@@ -318,31 +318,19 @@ func show(v any) string {
 // into place (an existing final is replaced). The model is saved as dtype;
 // tokenizer files are copied from srcModel.
 func (t *Trainer) SaveDir(final, dtype string, withOptimizer bool, lastLoss float64) (err error) {
-	parent := filepath.Dir(final)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-")
+	out, err := xio.CreateDir(final)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(tmp)
+			out.Abort()
 		}
 	}()
-	if err := t.writeInto(tmp, dtype, withOptimizer, lastLoss); err != nil {
+	if err := t.writeInto(out.Path, dtype, withOptimizer, lastLoss); err != nil {
 		return err
 	}
-	if _, err := os.Stat(final); err == nil {
-		old := final + ".old"
-		os.RemoveAll(old)
-		if err := os.Rename(final, old); err != nil {
-			return err
-		}
-		defer os.RemoveAll(old)
-	}
-	return os.Rename(tmp, final)
+	return out.Commit() // replaces an existing final
 }
 
 func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss float64) error {
@@ -370,22 +358,7 @@ func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss floa
 	if err != nil {
 		return err
 	}
-	if err := xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n')); err != nil {
-		return err
-	}
-	// temporary files are created 0600; a model directory is for sharing
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n'))
 }
 
 // SaveFinal writes the final model into out (which may already hold

@@ -3,6 +3,7 @@ package weightdiff
 import (
 	"context"
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	"hash"
 	"os"
 	"path/filepath"
@@ -300,8 +301,8 @@ func (w *modelWriter) abort() {
 // outDir writes a directory under a temporary name next to its final place;
 // commit renames it into place, abort removes it.
 type outDir struct {
-	final, tmp string
-	force      bool
+	*xio.Dir
+	tmp string // = Dir.Path
 }
 
 func newOutDir(final string, force bool) (*outDir, error) {
@@ -315,34 +316,16 @@ func newOutDir(final string, force bool) (*outDir, error) {
 			return nil, fmt.Errorf("%s exists and is not empty (use --force to replace it)", final)
 		}
 	}
-	parent := filepath.Dir(final)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-")
+	d, err := xio.CreateDir(final)
 	if err != nil {
 		return nil, err
 	}
-	os.Chmod(tmp, 0o755)
-	return &outDir{final: final, tmp: tmp, force: force}, nil
+	return &outDir{Dir: d, tmp: d.Path}, nil
 }
 
-func (o *outDir) commit() error {
-	if st, err := os.Stat(o.final); err == nil && st.IsDir() {
-		old := o.tmp + ".old"
-		if err := os.Rename(o.final, old); err != nil {
-			return err
-		}
-		if err := os.Rename(o.tmp, o.final); err != nil {
-			os.Rename(old, o.final)
-			return err
-		}
-		return os.RemoveAll(old)
-	}
-	return os.Rename(o.tmp, o.final)
-}
+func (o *outDir) commit() error { return o.Commit() }
 
-func (o *outDir) abort() { os.RemoveAll(o.tmp) }
+func (o *outDir) abort() { o.Abort() }
 
 // auxFiles are the non-weight files of a model directory that travel with
 // the weights.

@@ -248,3 +248,55 @@ func AtomicWriteFile(path string, data []byte) error {
 	}
 	return o.Commit()
 }
+
+// Dir is an output directory written under a hidden temporary name beside
+// its final name, so that a reader never sees it half-written: Commit
+// renames it into place (an existing directory there is moved aside first
+// and removed afterwards), Abort removes it.
+type Dir struct {
+	Final string // where it will be
+	Path  string // where it is being written
+}
+
+// CreateDir starts the directory final (its parents are created).
+func CreateDir(final string) (*Dir, error) {
+	final = filepath.Clean(final)
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	// MkdirTemp makes the directory 0700; give it the usual 0777 &^ umask.
+	if err := os.Chmod(tmp, 0o777&^umask()); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &Dir{Final: final, Path: tmp}, nil
+}
+
+// Commit puts the directory in place, replacing what was at Final.
+func (d *Dir) Commit() error {
+	var old string
+	if _, err := os.Lstat(d.Final); err == nil {
+		old = d.Path + ".old"
+		if err := os.Rename(d.Final, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(d.Path, d.Final); err != nil {
+		if old != "" {
+			os.Rename(old, d.Final)
+		}
+		return err
+	}
+	if old != "" {
+		os.RemoveAll(old) // best effort: the new directory is in place
+	}
+	return nil
+}
+
+// Abort removes the temporary directory.
+func (d *Dir) Abort() { os.RemoveAll(d.Path) }

@@ -74,3 +74,45 @@ func TestCreateAtomicAndZstdByName(t *testing.T) {
 		t.Fatalf("dir has %d entries", len(ents))
 	}
 }
+
+func TestCreateDirReplacesAtomically(t *testing.T) {
+	parent := t.TempDir()
+	final := filepath.Join(parent, "model")
+	for i, content := range []string{"first", "second"} {
+		d, err := CreateDir(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d.Path, "f"), []byte(content), 0o644)
+		if i == 1 {
+			// until Commit, the old directory is still what readers see
+			if b, _ := os.ReadFile(filepath.Join(final, "f")); string(b) != "first" {
+				t.Fatalf("before commit: %q", b)
+			}
+		}
+		if err := d.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(final, "f")); string(b) != content {
+			t.Fatalf("after commit %d: %q", i, b)
+		}
+	}
+	st, _ := os.Stat(final)
+	if want := os.FileMode(0o777) &^ umask(); st.Mode().Perm() != want {
+		t.Fatalf("dir mode %v, want %v", st.Mode().Perm(), want)
+	}
+	d, _ := CreateDir(final)
+	d.Abort()
+	ents, _ := os.ReadDir(parent)
+	if len(ents) != 1 || ents[0].Name() != "model" {
+		t.Fatalf("left behind: %v", ents)
+	}
+	// files from Create get the usual mode too, not CreateTemp's 0600
+	o, _ := Create(filepath.Join(parent, "x.txt"), false)
+	o.WriteString("x")
+	o.Commit()
+	fst, _ := os.Stat(filepath.Join(parent, "x.txt"))
+	if want := os.FileMode(0o666) &^ umask(); fst.Mode().Perm() != want {
+		t.Fatalf("file mode %v, want %v", fst.Mode().Perm(), want)
+	}
+}
