@@ -291,7 +291,7 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 	}
 
 	if opt.Mode == "diff" {
-		mw := newModelWriter(od.tmp, outInfos, opt.ShardBytes, map[string]string{"format": "pt", "weightdiff": "diff"})
+		mw := newModelWriter(od.Path, outInfos, opt.ShardBytes, map[string]string{"format": "pt", "weightdiff": "diff"})
 		defer mw.abort()
 		err = run(ctx, opt.Workers, plans, computeMakeDiff, func(t *task) error {
 			tp := t.tp
@@ -333,7 +333,7 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 			err = mw.finish()
 		}
 	} else {
-		err = makeXor(ctx, &opt, od.tmp, plans, tuned, func(tp *tplan) { finishTensor(tp) }, progress, sum)
+		err = makeXor(ctx, &opt, od.Path, plans, tuned, func(tp *tplan) { finishTensor(tp) }, progress, sum)
 	}
 	if err != nil {
 		return nil, err
@@ -345,10 +345,10 @@ func Make(ctx context.Context, opt MakeOptions) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := xio.AtomicWriteFile(filepath.Join(od.tmp, ManifestName), append(mb, '\n')); err != nil {
+	if err := xio.AtomicWriteFile(filepath.Join(od.Path, ManifestName), append(mb, '\n')); err != nil {
 		return nil, err
 	}
-	if sum.Files, err = copyAux(od.tmp, opt.Tuned); err != nil {
+	if sum.Files, err = copyAux(od.Path, opt.Tuned); err != nil {
 		return nil, err
 	}
 	if err := od.commit(); err != nil {

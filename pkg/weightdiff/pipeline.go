@@ -300,10 +300,7 @@ func (w *modelWriter) abort() {
 
 // outDir writes a directory under a temporary name next to its final place;
 // commit renames it into place, abort removes it.
-type outDir struct {
-	*xio.Dir
-	tmp string // = Dir.Path
-}
+type outDir struct{ *xio.Dir }
 
 func newOutDir(final string, force bool) (*outDir, error) {
 	final = filepath.Clean(final)
@@ -320,7 +317,7 @@ func newOutDir(final string, force bool) (*outDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &outDir{Dir: d, tmp: d.Path}, nil
+	return &outDir{d}, nil
 }
 
 func (o *outDir) commit() error { return o.Commit() }

@@ -295,7 +295,7 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 
 	sum := &Summary{Tensors: len(plans)}
 	sums := map[string]float64{}
-	mw := newModelWriter(od.tmp, outInfos, opt.ShardBytes, map[string]string{"format": "pt"})
+	mw := newModelWriter(od.Path, outInfos, opt.ShardBytes, map[string]string{"format": "pt"})
 	defer mw.abort()
 	var done int64
 	compute := computeRecoverDiff
@@ -356,11 +356,11 @@ func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
 			return nil, err
 		}
 	}
-	if sum.Files, err = copyAux(od.tmp, opt.Diff, opt.Raw); err != nil {
+	if sum.Files, err = copyAux(od.Path, opt.Diff, opt.Raw); err != nil {
 		return nil, err
 	}
 	if opt.DType != "" {
-		if err := setConfigDType(filepath.Join(od.tmp, "config.json"), opt.DType); err != nil {
+		if err := setConfigDType(filepath.Join(od.Path, "config.json"), opt.DType); err != nil {
 			return nil, err
 		}
 	}
