@@ -58,6 +58,9 @@ STEPFLAGS  := $(if $(filter-out 0,$(MAX_STEPS)),--max-steps $(MAX_STEPS),--epoch
 
 .PHONY: alpaca alpaca-banner alpaca-clean
 
+# keep every stage output, including those made by pattern rules
+.SECONDARY:
+
 alpaca: build alpaca-banner $(RUN)/summary.md
 	@cat $(RUN)/summary.md
 

@@ -2,8 +2,8 @@
 # train.sh RUN MODEL TRAINER_FLAGS...: the training stage of `make alpaca`.
 # A fresh run trains MODEL on RUN/train.bin into RUN/tuned with metrics in
 # RUN/metrics.jsonl. When RUN/tuned holds a checkpoint (an earlier run was
-# interrupted), it resumes from the newest one instead, after cutting the
-# metrics lines written after that checkpoint (they are written again).
+# interrupted), it resumes from the newest one instead (the trainer drops
+# the metrics lines written after that checkpoint).
 set -euo pipefail
 BIN=${BIN:-bin}
 run=$1 model=$2
@@ -11,10 +11,6 @@ shift 2
 newest=$(ls -d "$run"/tuned/checkpoint-* 2>/dev/null | sed 's/.*checkpoint-//' | sort -n | tail -n 1 || true)
 if [ -n "$newest" ]; then
   echo "    resuming from $run/tuned/checkpoint-$newest" >&2
-  if [ -f "$run/metrics.jsonl" ]; then
-    awk -v s="$newest" '{ if (match($0, /"step":[0-9]+/)) { n = substr($0, RSTART+7, RLENGTH-7) + 0; if (n <= s) print } }' \
-      "$run/metrics.jsonl" > "$run/.metrics.tmp" && mv "$run/.metrics.tmp" "$run/metrics.jsonl"
-  fi
   exec "$BIN/trainer" --resume "$run/tuned" --data "$run/train.bin" --metrics "$run/metrics.jsonl" "$@"
 fi
 rm -rf "$run/tuned" "$run/metrics.jsonl"
