@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/alpaca-go/alpaca/internal/testutil"
+)
+
+// A panic planted in a command's Main becomes one line and exit code 1.
+func TestRunWithPanic(t *testing.T) {
+	t.Setenv(DebugEnv, "")
+	var stdout, stderr bytes.Buffer
+	boom := func(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		var s []int
+		_ = s[len(args)+5] // index out of range, as a bug on hostile input would
+		return 0
+	}
+	code := RunWith("demo", boom, []string{"x"}, strings.NewReader(""), &stdout, &stderr)
+	if code != ExitFailure {
+		t.Fatalf("exit code %d, want %d", code, ExitFailure)
+	}
+	lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "demo: internal error: runtime error: index out of range") {
+		t.Fatalf("first line %q", lines[0])
+	}
+	if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), ".go:") {
+		t.Fatalf("a stack trace reached the user:\n%s", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+}
+
+func TestRunWithPanicDebug(t *testing.T) {
+	t.Setenv(DebugEnv, "1")
+	var stderr bytes.Buffer
+	code := RunWith("demo", func([]string, io.Reader, io.Writer, io.Writer) int { panic("planted") }, nil, nil, io.Discard, &stderr)
+	if code != ExitFailure || !strings.HasPrefix(stderr.String(), "demo: internal error: planted\n") || !strings.Contains(stderr.String(), "goroutine ") {
+		t.Fatalf("code %d, stderr:\n%s", code, stderr.String())
+	}
+}
+
+func TestRunWithPassesCode(t *testing.T) {
+	for _, want := range []int{0, 1, 2} {
+		got := RunWith("demo", func([]string, io.Reader, io.Writer, io.Writer) int { return want }, nil, nil, io.Discard, io.Discard)
+		if got != want {
+			t.Fatalf("code %d, want %d", got, want)
+		}
+	}
+}
+
+// Every binary goes through cli.Run, so none can show a Go stack trace for
+// a panic in its Main.
+func TestEveryMainUsesRun(t *testing.T) {
+	root := testutil.RepoRoot()
+	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "*", "main.go"))
+	if len(mains) == 0 {
+		t.Fatal("no cmd/*/main.go found")
+	}
+	re := regexp.MustCompile(`os\.Exit\(cli\.Run\("([a-z]+)", [a-z]+\.Main\)\)`)
+	for _, m := range mains {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm := re.FindSubmatch(b)
+		if sm == nil {
+			t.Errorf("%s does not call os.Exit(cli.Run(NAME, pkg.Main))", m)
+			continue
+		}
+		if name := filepath.Base(filepath.Dir(m)); string(sm[1]) != name {
+			t.Errorf("%s: cli.Run name %q, want %q", m, sm[1], name)
+		}
+	}
+}
