@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -77,5 +78,32 @@ func TestEveryMainUsesRun(t *testing.T) {
 		if name := filepath.Base(filepath.Dir(m)); string(sm[1]) != name {
 			t.Errorf("%s: cli.Run name %q, want %q", m, sm[1], name)
 		}
+	}
+}
+
+// NaN and infinite float flag values are usage errors for every command.
+func TestParseRefusesNonFinite(t *testing.T) {
+	for _, v := range []string{"NaN", "nan", "Inf", "-Inf", "+inf", "1e400"} {
+		c := NewCommand("demo", "", "", "")
+		var th float64
+		c.Flags.Float64Var(&th, "threshold", 0.7, "")
+		_, err := c.Parse([]string{"--threshold", v})
+		var ue *UsageError
+		if v == "1e400" {
+			// strconv: out of range is an error already (a usage error).
+			if !errors.As(err, &ue) {
+				t.Errorf("%s: %v", v, err)
+			}
+			continue
+		}
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--threshold") || !strings.Contains(err.Error(), "finite") {
+			t.Errorf("%s: got %v", v, err)
+		}
+	}
+	c := NewCommand("demo", "", "", "")
+	var th float64
+	c.Flags.Float64Var(&th, "threshold", 0.7, "")
+	if _, err := c.Parse([]string{"--threshold", "0.5"}); err != nil || th != 0.5 {
+		t.Fatalf("%v %v", err, th)
 	}
 }
