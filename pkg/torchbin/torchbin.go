@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // File is an open checkpoint.
@@ -40,7 +41,7 @@ var legacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0
 
 // Open memory-maps a torch.save zip checkpoint and reads its pickle.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := xio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
