@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 )
 
@@ -28,14 +29,30 @@ func Run(name string, main MainFunc) int {
 func RunWith(name string, main MainFunc, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "%s: internal error: %s\n", name, oneLine(fmt.Sprint(r)))
-			if os.Getenv(DebugEnv) != "" {
-				stderr.Write(debug.Stack())
-			} else {
-				fmt.Fprintf(stderr, "%s: (set %s=1 for the stack trace; please report it)\n", name, DebugEnv)
-			}
+			report(stderr, name, r)
 			code = ExitFailure
 		}
 	}()
 	return main(args, stdin, stdout, stderr)
+}
+
+func report(stderr io.Writer, name string, r any) {
+	fmt.Fprintf(stderr, "%s: internal error: %s\n", name, oneLine(fmt.Sprint(r)))
+	if os.Getenv(DebugEnv) != "" {
+		stderr.Write(debug.Stack())
+	} else {
+		fmt.Fprintf(stderr, "%s: (set %s=1 for the stack trace; please report it)\n", name, DebugEnv)
+	}
+}
+
+// Guard, deferred first thing in a goroutine a command starts, gives a
+// panic there what RunWith gives one in Main: "NAME: internal error: ..."
+// on stderr (NAME from os.Args[0]) and exit code 1, instead of a stack
+// trace and exit code 2. (A panic cannot be recovered from another
+// goroutine; each worker needs its own Guard.)
+func Guard() {
+	if r := recover(); r != nil {
+		report(os.Stderr, filepath.Base(os.Args[0]), r)
+		os.Exit(ExitFailure)
+	}
 }

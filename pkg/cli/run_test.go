@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -105,5 +106,61 @@ func TestParseRefusesNonFinite(t *testing.T) {
 	c.Flags.Float64Var(&th, "threshold", 0.7, "")
 	if _, err := c.Parse([]string{"--threshold", "0.5"}); err != nil || th != 0.5 {
 		t.Fatalf("%v %v", err, th)
+	}
+}
+
+// A panic in a worker goroutine under Guard: one line, exit code 1 (the
+// process is a re-run of this test binary).
+func TestGuardInGoroutine(t *testing.T) {
+	if os.Getenv("CLI_GUARD_CHILD") != "" {
+		done := make(chan struct{})
+		go func() {
+			defer Guard()
+			var m map[string]int
+			m["x"] = 1 // assignment to entry in nil map
+			close(done)
+		}()
+		<-done
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGuardInGoroutine$")
+	cmd.Env = append(os.Environ(), "CLI_GUARD_CHILD=1", DebugEnv+"=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitFailure {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	s := stderr.String()
+	if !strings.Contains(s, ": internal error: assignment to entry in nil map\n") || strings.Contains(s, "goroutine ") {
+		t.Fatalf("stderr:\n%s", s)
+	}
+}
+
+// The worker goroutines of the stream stages are guarded: a panic in one
+// is one line and exit code 1 like a panic in Main.
+func TestWorkersGuarded(t *testing.T) {
+	root := testutil.RepoRoot()
+	files := []string{"pkg/tokenize/parallel.go", "pkg/promptfmt/stream.go", "pkg/selfinstruct/generate.go", "pkg/weightdiff/pipeline.go", "pkg/rougefilter/cli.go"}
+	goLine := regexp.MustCompile(`^\s*go func\(.*\) \{$`)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		n := 0
+		for i, l := range lines {
+			if goLine.MatchString(l) {
+				n++
+				if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "defer cli.Guard()" {
+					t.Errorf("%s:%d: goroutine without defer cli.Guard()", f, i+1)
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no goroutine found (moved? update this list)", f)
+		}
 	}
 }

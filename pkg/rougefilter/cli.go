@@ -243,7 +243,10 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	defer cancel()
 	ch := make(chan item, 4*o.batch)
 	errc := make(chan error, 1)
-	go func() { errc <- readTexts(ctx, files, stdin, o.field, o.common.SkipBad, &c.invalid, ch) }()
+	go func() {
+		defer cli.Guard()
+		errc <- readTexts(ctx, files, stdin, o.field, o.common.SkipBad, &c.invalid, ch)
+	}()
 	defer func() {
 		cancel()
 		for range ch {
@@ -458,6 +461,7 @@ func annotate(p pool, texts []string, res []rouge.Result, idx []int, cut, k, wor
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
+			defer cli.Guard()
 			defer wg.Done()
 			for {
 				mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
 	"github.com/alpaca-go/alpaca/pkg/llmclient"
 	"github.com/alpaca-go/alpaca/pkg/rouge"
@@ -172,6 +173,7 @@ func (g *Generator) Run(ctx context.Context) error {
 	for w := 0; w < g.o.Concurrency; w++ {
 		wg.Add(1)
 		go func() {
+			defer cli.Guard()
 			defer wg.Done()
 			for idx := range todo {
 				res, err := g.o.Teacher.Do(ctx, g.request(idx))
@@ -180,6 +182,7 @@ func (g *Generator) Run(ctx context.Context) error {
 		}()
 	}
 	go func() {
+		defer cli.Guard()
 		defer close(todo)
 		for idx := g.st.NextRequest; g.o.MaxRequests <= 0 || idx < g.o.MaxRequests; idx++ {
 			select {
@@ -198,6 +201,7 @@ func (g *Generator) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		go func() {
+			defer cli.Guard()
 			wg.Wait()
 			close(done)
 		}()
@@ -443,6 +447,7 @@ func (g *Generator) encode(kept []cand) []byte {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
+			defer cli.Guard()
 			defer func() { <-sem; wg.Done() }()
 			b := make([]byte, 0, 256)
 			b = append(b, `{"instruction":`...)
