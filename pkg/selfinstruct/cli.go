@@ -293,6 +293,9 @@ func run(c *config, stdout, stderr io.Writer) error {
 	} else {
 		path := c.common.Output
 		statePath = path + ".state.json"
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file; seedgen appends to its output as records are kept (write to stdout for a pipe or device)", path)
+		}
 		if c.resume == "" {
 			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 				return fmt.Errorf("%s already exists; continue it with --resume %s, or remove it", path, path)
@@ -303,9 +306,6 @@ func run(c *config, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-		}
-		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file; seedgen appends to its output as records are kept (write to stdout for a pipe or device)", path)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -483,8 +483,8 @@ func loadResume(path, statePath, fp string, logf func(string, ...any)) (*State, 
 		data = data[:i+1]
 	}
 	st := &State{Version: 1}
-	if b, err := os.ReadFile(statePath); err == nil {
-		if err := json.Unmarshal(b, st); err != nil {
+	if b, err := xio.ReadRegular(statePath, maxStateBytes); err == nil {
+		if st, err = ParseState(b); err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %v", statePath, err)
 		}
 		if st.OutBytes > int64(len(data)) {
@@ -541,6 +541,45 @@ func loadResume(path, statePath, fp string, logf func(string, ...any)) (*State, 
 	}
 	return st, before, tail, nil
 }
+
+// maxStateBytes bounds a checkpoint FILE.state.json (a few hundred bytes).
+const maxStateBytes = 1 << 20
+
+// ParseState decodes a seedgen checkpoint and checks its counters: none
+// negative, the request counters consistent.
+func ParseState(b []byte) (*State, error) {
+	st := &State{Version: 1}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	if st.Version != 1 {
+		return nil, fmt.Errorf("checkpoint version %d (this build reads 1)", st.Version)
+	}
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"next_request", int64(st.NextRequest)}, {"out_bytes", st.OutBytes}, {"kept", int64(st.Kept)}, {"requests", int64(st.Requests)},
+		{"http_calls", int64(st.Calls)}, {"cached", int64(st.Cached)}, {"retries", int64(st.Retries)}, {"context_shrinks", int64(st.Shrunk)},
+		{"failed", int64(st.Failed)}, {"prompt_tokens", int64(st.PromptTok)}, {"completion_tokens", int64(st.ComplTok)},
+		{"blocks", int64(st.Candidates)}, {"surplus", int64(st.Surplus)}} {
+		if v.n < 0 {
+			return nil, fmt.Errorf("%s %d is negative", v.name, v.n)
+		}
+	}
+	for r, n := range st.Discarded {
+		if n < 0 {
+			return nil, fmt.Errorf("discarded %q %d is negative", r, n)
+		}
+	}
+	if st.NextRequest > maxRequestIndex {
+		return nil, fmt.Errorf("next_request %d is implausible", st.NextRequest)
+	}
+	return st, nil
+}
+
+// maxRequestIndex bounds request numbers (idx × --request-batch must not
+// overflow when prompts are numbered).
+const maxRequestIndex = 1 << 40
 
 // maxTornLine bounds the torn last line --resume cuts off (one record of
 // seedgen's is a few KB; its annotations at most a few more).

@@ -248,3 +248,52 @@ func TestFullDiskChild(t *testing.T) {
 	}
 	fmt.Printf("child: exit %d; summary kept %d\n%s\n", code, kept, stderr)
 }
+
+// FuzzParseState: a seedgen checkpoint either fails to parse or has no
+// negative counter and a plausible request number.
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"next_request":3,"out_bytes":100,"kept":4,"discarded":{"duplicate":2}}`))
+	f.Add([]byte(`{"version":1,"next_request":-5}`))
+	f.Add([]byte(`{"version":1,"out_bytes":-1,"kept":-2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := selfinstruct.ParseState(b)
+		if err != nil {
+			return
+		}
+		if st.NextRequest < 0 || st.OutBytes < 0 || st.Kept < 0 || st.Requests < 0 || st.NextRequest > 1<<40 {
+			t.Fatalf("accepted %+v", st)
+		}
+		for _, n := range st.Discarded {
+			if n < 0 {
+				t.Fatalf("accepted %+v", st)
+			}
+		}
+	})
+}
+
+// --resume with a hostile checkpoint beside the output: one line, exit 1,
+// nothing changed; an output that is a FIFO is refused at once.
+func TestResumeHostileCheckpoint(t *testing.T) {
+	_, url := startSim(t, teachersim.Config{})
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gen.jsonl")
+	data := []byte(`{"instruction":"Say hi","input":"","output":"hi"}` + "\n")
+	os.WriteFile(p, data, 0o644)
+	for _, st := range []string{`{"version":1,"next_request":-5}`, `{"version":1,"out_bytes":-1}`, `{"version":7}`, `not json`} {
+		os.WriteFile(p+".state.json", []byte(st), 0o644)
+		code, _, stderr := runMain(genArgs(url, "--resume", p, "-n", "3")...)
+		if code != 1 || !strings.Contains(stderr, "state.json") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s: exit %d: %s", st, code, stderr)
+		}
+		if b, _ := os.ReadFile(p); !bytes.Equal(b, data) {
+			t.Errorf("%s: the output was changed", st)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	if code, _, stderr := runMain(genArgs(url, "--resume", fifo, "-n", "3")...); code != 1 || !strings.Contains(stderr, "not a regular file") {
+		t.Errorf("fifo: exit %d: %s", code, stderr)
+	}
+}
