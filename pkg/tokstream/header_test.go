@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,25 @@ func TestBadHeaderIDs(t *testing.T) {
 	}
 	if _, _, err := decode(good); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A record length near MaxTokens in a small file is a truncation error
+// without a gigabyte allocation first.
+func TestHugeLengthSmallFile(t *testing.T) {
+	good := encode(t, Header{VocabSize: 100, BOS: 1, EOS: 2, Pad: -1}, nil)
+	hdrLen := len(good) - 20 // header, then the end marker (4 + 16 bytes)
+	b := append([]byte{}, good[:hdrLen]...)
+	b = binary.LittleEndian.AppendUint32(b, MaxTokens-1)
+	b = append(b, make([]byte, 1000)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := decode(b)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "cut short") {
+		t.Fatalf("got %v", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Fatalf("allocated %d MB for a %d-byte stream", d>>20, len(b))
 	}
 }

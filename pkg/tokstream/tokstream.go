@@ -306,13 +306,23 @@ func (r *Reader) Next() (Example, error) {
 	}
 	w := r.h.IDWidth
 	size := int(n)*w + (int(n)+7)/8
-	if cap(r.buf) < size {
-		r.buf = make([]byte, size)
+	// The buffer grows with the data that actually arrives (doubling
+	// from 1 MiB), so a corrupt length in a small file cannot allocate
+	// gigabytes before the stream turns out to be short.
+	b := r.buf[:0]
+	for len(b) < size {
+		k := min(size-len(b), max(len(b), 1<<20))
+		if cap(b)-len(b) < k {
+			nb := make([]byte, len(b), len(b)+k)
+			copy(nb, b)
+			b = nb
+		}
+		if _, err := io.ReadFull(r.r, b[len(b):len(b)+k]); err != nil {
+			return Example{}, r.errf(rec, "truncated token stream: record cut short")
+		}
+		b = b[:len(b)+k]
 	}
-	b := r.buf[:size]
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		return Example{}, r.errf(rec, "truncated token stream: record cut short")
-	}
+	r.buf = b
 	ex := Example{IDs: make([]int32, n), Mask: make([]bool, n)}
 	for i := range ex.IDs {
 		var id uint32
