@@ -555,7 +555,7 @@ func readSmall(path string, limit int64) ([]byte, error) {
 func ReadModelFiles(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, name := range TokenizerFiles {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := xio.ReadRegular(filepath.Join(dir, name), 1<<30)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

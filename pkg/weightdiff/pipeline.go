@@ -339,7 +339,7 @@ func copyAux(dst string, srcs ...string) ([]string, error) {
 	var copied []string
 	for _, name := range auxFiles {
 		for _, src := range srcs {
-			b, err := os.ReadFile(filepath.Join(src, name))
+			b, err := xio.ReadRegular(filepath.Join(src, name), 1<<30)
 			if err != nil {
 				continue
 			}
