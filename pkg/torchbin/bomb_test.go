@@ -15,7 +15,11 @@ import (
 
 // statePickle is a torch.save data.pkl (protocol 2) of {"w": FloatTensor
 // of numel elements in storage "0"}, written opcode by opcode.
-func statePickle(numel int32) []byte {
+func statePickle(numel int32) []byte { return viewPickle(numel, numel, 1) }
+
+// viewPickle is statePickle with the tensor a view of shape (size,) and
+// stride (stride,) on the storage.
+func viewPickle(numel, size, stride int32) []byte {
 	var b bytes.Buffer
 	str := func(s string) {
 		b.WriteByte('X')
@@ -38,9 +42,9 @@ func statePickle(numel int32) []byte {
 	bint(numel)
 	b.WriteString("tQ")
 	bint(0)
-	bint(numel)
+	bint(size)
 	b.WriteByte(0x85)
-	bint(1)
+	bint(stride)
 	b.WriteByte(0x85)
 	b.WriteByte(0x89)
 	b.WriteString("ccollections\nOrderedDict\n)R")
@@ -128,5 +132,15 @@ func TestZipBombRefused(t *testing.T) {
 	// A storage entry declaring more bytes than the pickle's storage: refused.
 	if _, err := Parse("big", zipOf(t, statePickle(10), data, true)); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Fatalf("oversized entry: %v", err)
+	}
+}
+
+// A broadcast view (stride 0) of a tiny storage would be materialized by
+// Bytes into an allocation its shape decides: refused at parse time.
+func TestBroadcastViewRefused(t *testing.T) {
+	data := make([]byte, 4)
+	_, err := Parse("bcast", zipOf(t, viewPickle(1, 1<<30, 0), data, false))
+	if err == nil || !strings.Contains(err.Error(), "larger than its 1-element storage") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -330,6 +330,12 @@ func checkView(t *TensorRef) error {
 	if n == 0 {
 		return nil
 	}
+	// Bytes materializes the view: a broadcast view (stride 0) of a small
+	// storage must not size a huge allocation. A state dict holds real
+	// tensors, never more elements than their storage.
+	if n > t.Storage.NumElems {
+		return fmt.Errorf("view of shape %v (%d elements) is larger than its %d-element storage (a broadcast view is not supported)", t.Shape, n, t.Storage.NumElems)
+	}
 	if last >= t.Storage.NumElems {
 		return fmt.Errorf("view (offset %d, shape %v, stride %v) reaches element %d of a %d-element storage", t.Offset, t.Shape, t.Stride, last, t.Storage.NumElems)
 	}
