@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	openai "github.com/sashabaranov/go-openai"
 )
 
@@ -318,7 +319,7 @@ func decodeAnswer(body []byte, chat bool, first int) (*answer, error) {
 func (c *Client) do(ctx context.Context, req Request, first int, res *Result) error {
 	key := c.Key(req)
 	if c.cfg.CacheDir != "" {
-		if body, err := os.ReadFile(c.cachePath(key)); err == nil {
+		if body, err := xio.ReadRegular(c.cachePath(key), MaxBodyBytes); err == nil {
 			if a, err := decodeAnswer(body, c.cfg.Chat, first); err == nil {
 				c.collect(a, req, res)
 				res.Cached++

@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +193,40 @@ func TestNonFiniteFlags(t *testing.T) {
 			if code != 2 {
 				t.Errorf("%s %s: exit %d (%s)", fl, v, code, e)
 			}
+		}
+	}
+}
+
+// A hostile config.json in the model directory: one line, exit 1, before
+// anything is allocated from it (it crashed with "fatal error: out of
+// memory" or grew without end).
+func TestHostileModelConfig(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	fp := makeModel(t, base, testVocab)
+	data := filepath.Join(dir, "tokens.bin")
+	writeStream(t, data, testVocab, fp, 4, 1)
+	for _, c := range []struct {
+		key  string
+		v    any
+		want string
+	}{
+		{"vocab_size", 1 << 31, "vocab_size 2147483648 is above the limit"},
+		{"num_hidden_layers", 1e9, "num_hidden_layers 1000000000 is above the limit"},
+		{"num_hidden_layers", 60, "config.json implies"}, // within the limits, but not what the weights hold
+	} {
+		m := filepath.Join(dir, "m-"+c.key+fmt.Sprint(c.v))
+		copyDir(t, base, m)
+		p := filepath.Join(m, "config.json")
+		b, _ := os.ReadFile(p)
+		var cfg map[string]any
+		json.Unmarshal(b, &cfg)
+		cfg[c.key] = c.v
+		b, _ = json.Marshal(cfg)
+		os.WriteFile(p, b, 0o644)
+		code, _, stderr := runCLI("--model", m, "--data", data, "--out", m+"-out", "--max-steps", "1", "--quiet")
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s %v: exit %d: %s", c.key, c.v, code, stderr)
 		}
 	}
 }
