@@ -239,3 +239,34 @@ func TestCleanStale(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An output directory named through a symlink replaces the directory the
+// link points to; the link stays.
+func TestCreateDirFollowsSymlink(t *testing.T) {
+	d := t.TempDir()
+	real := filepath.Join(d, "models", "v1")
+	os.MkdirAll(real, 0o755)
+	os.WriteFile(filepath.Join(real, "old"), nil, 0o644)
+	link := filepath.Join(d, "current")
+	os.Symlink(filepath.Join("models", "v1"), link)
+	o, err := CreateDir(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(o.Path, "new"), []byte("x"), 0o644)
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the link was replaced")
+	}
+	if _, err := os.Stat(filepath.Join(real, "new")); err != nil {
+		t.Fatal("the target was not replaced")
+	}
+	if _, err := os.Stat(filepath.Join(real, "old")); err == nil {
+		t.Fatal("the old content is still there")
+	}
+	if n := onlyNames(t, filepath.Join(d, "models")); len(n) != 1 {
+		t.Fatalf("models/ holds %v", n)
+	}
+}

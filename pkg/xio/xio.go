@@ -203,35 +203,45 @@ const maxLinks = 40
 // FIFO, a socket): such a node is written in place, never renamed over. A
 // directory is an error.
 func ResolveOutput(path string) (target string, direct bool, err error) {
-	target = path
+	target, fi, err := resolveLinks(path)
+	switch {
+	case err != nil:
+		return "", false, err
+	case fi == nil || fi.Mode().IsRegular():
+		return target, false, nil
+	case fi.IsDir():
+		return "", false, fmt.Errorf("%s: is a directory", path)
+	default:
+		return target, true, nil
+	}
+}
+
+// resolveLinks follows path's symlinks to the final name, which may not
+// exist (fi nil then).
+func resolveLinks(path string) (string, os.FileInfo, error) {
+	target := path
 	for i := 0; ; i++ {
 		fi, err := os.Lstat(target)
 		if errors.Is(err, os.ErrNotExist) {
-			return target, false, nil
+			return target, nil, nil
 		}
 		if err != nil {
-			return "", false, err
+			return "", nil, err
 		}
-		switch m := fi.Mode(); {
-		case m&os.ModeSymlink != 0:
-			if i >= maxLinks {
-				return "", false, fmt.Errorf("%s: too many levels of symbolic links", path)
-			}
-			link, err := os.Readlink(target)
-			if err != nil {
-				return "", false, err
-			}
-			if !filepath.IsAbs(link) {
-				link = filepath.Join(filepath.Dir(target), link)
-			}
-			target = link
-		case m.IsDir():
-			return "", false, fmt.Errorf("%s: is a directory", path)
-		case m.IsRegular():
-			return target, false, nil
-		default:
-			return target, true, nil
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return target, fi, nil
 		}
+		if i >= maxLinks {
+			return "", nil, fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		link, err := os.Readlink(target)
+		if err != nil {
+			return "", nil, err
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(target), link)
+		}
+		target = link
 	}
 }
 
@@ -344,6 +354,12 @@ type Dir struct {
 
 // CreateDir starts the directory final (its parents are created).
 func CreateDir(final string) (*Dir, error) {
+	// A symlink is followed: the directory it points to is replaced, the
+	// link stays (as for files).
+	final, _, err := resolveLinks(filepath.Clean(final))
+	if err != nil {
+		return nil, err
+	}
 	final = filepath.Clean(final)
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
