@@ -188,6 +188,11 @@ func (c *config) check() error {
 	return nil
 }
 
+// DefaultListLength is the length of the task list DefaultPrompt asks
+// for; the default --stop ends the answer before task 20, so the teacher
+// writes tasks K+1 to 19.
+const DefaultListLength = 20
+
 // DefaultMaxFruitless is --max-fruitless: requests in a row that keep
 // no record before seedgen gives up. A healthy run keeps a few records of
 // nearly every request (the original keeps about a quarter of the blocks
@@ -244,6 +249,8 @@ func run(c *config, stdout, stderr io.Writer) error {
 			return err
 		}
 		p.Header = string(b)
+	} else if p.First() >= DefaultListLength {
+		return cli.Usagef("--prompt-instructions %d shows %d seed tasks, but the default prompt asks for a list of %d: no room for new tasks (use fewer, or a --prompt-file that asks for more)", c.k, p.First()-1, DefaultListLength)
 	}
 	if c.print {
 		_, err := fmt.Fprintln(stdout, p.Build(p.Sample(c.seed, 0)))

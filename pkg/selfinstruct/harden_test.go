@@ -40,7 +40,8 @@ func TestFruitlessStops(t *testing.T) {
 	}{
 		{"bad blocks", genArgs(bad, "--max-fruitless", "20")},
 		{"sorry", genArgs(sorry.URL+"/v1", "--max-fruitless", "20", "--price-in", "1", "--request-batch", "1")},
-		{"prompt instructions 1000", genArgs(good, "--max-fruitless", "20", "--prompt-instructions", "1000")},
+		// Every seed shown under a custom prompt: the teacher's list is full.
+		{"prompt instructions 1000", genArgs(good, "--max-fruitless", "20", "--prompt-instructions", "1000", "--prompt-file", writeTemp(t, "List of 20 tasks:\n"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "gen.jsonl")
@@ -63,6 +64,23 @@ func TestFruitlessStops(t *testing.T) {
 	code, _, stderr = runMain(genArgs(bad, "-n", "10", "--max-fruitless", "0", "--max-requests", "80", "--quiet")...)
 	if code != 1 || !strings.Contains(stderr, "--max-requests 80") {
 		t.Fatalf("off: exit %d: %s", code, stderr)
+	}
+}
+
+func writeTemp(t *testing.T, text string) string {
+	p := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(p, []byte(text), 0o644)
+	return p
+}
+
+// With the default prompt (a list of 20 tasks), showing 20 or more seed
+// tasks leaves no room: a usage error, before any request.
+func TestPromptInstructionsTooMany(t *testing.T) {
+	for _, k := range []string{"19", "20", "1000"} {
+		code, _, stderr := runMain("--seeds", seedsFile, "--prompt-instructions", k, "--base-url", "http://127.0.0.1:9/v1")
+		if code != 2 || !strings.Contains(stderr, "no room for new tasks") {
+			t.Errorf("%s: exit %d: %s", k, code, stderr)
+		}
 	}
 }
 
