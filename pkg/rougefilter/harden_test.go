@@ -58,3 +58,13 @@ func TestLoneSurrogateRefused(t *testing.T) {
 		}
 	}
 }
+
+// --threshold NaN is a usage error (it was silently taken).
+func TestThresholdNaN(t *testing.T) {
+	for _, v := range []string{"NaN", "Inf", "-Inf"} {
+		var out, errb bytes.Buffer
+		if code := Main([]string{"--threshold", v}, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), "--threshold") {
+			t.Errorf("%s: exit %d: %s", v, code, errb.String())
+		}
+	}
+}
