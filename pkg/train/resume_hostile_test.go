@@ -230,3 +230,39 @@ func TestHostileModelConfig(t *testing.T) {
 		}
 	}
 }
+
+// The data position must exist in the data (checked in Restore, against
+// the epochs and batches this data set has).
+func TestResumeDataPosition(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	fp := makeModel(t, base, testVocab)
+	data := filepath.Join(dir, "tokens.bin")
+	writeStream(t, data, testVocab, fp, 12, 1)
+	run := filepath.Join(dir, "run")
+	// 12 examples, 4 per step: 3 batches per epoch, 6 steps.
+	if code, _, e := runCLI("--model", base, "--data", data, "--out", run, "--epochs", "2", "--batch-size", "4", "--save-every", "2", "--quiet", "-j", "1"); code != 0 {
+		t.Fatalf("setup: %s", e)
+	}
+	ck := filepath.Join(run, "checkpoint-4")
+	for _, c := range []struct {
+		field string
+		v     any
+		want  string
+	}{
+		{"epoch", 2, "epoch 2 is past the run's 2 epochs"},
+		{"batch_in_epoch", 3, "batch_in_epoch 3, but epoch 1 has 3 batches"},
+	} {
+		d := filepath.Join(dir, "ck-"+c.field)
+		copyDir(t, ck, d)
+		editState(t, d, c.v, c.field)
+		code, _, stderr := runCLI("--resume", d, "--data", data, "--out", d+"-out", "--quiet")
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d: %s", c.field, code, stderr)
+		}
+	}
+	// The untouched checkpoint resumes.
+	if code, _, e := runCLI("--resume", ck, "--data", data, "--out", filepath.Join(dir, "ok"), "--quiet"); code != 0 {
+		t.Fatalf("resume: %s", e)
+	}
+}
