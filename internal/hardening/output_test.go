@@ -66,6 +66,9 @@ func commands(t *testing.T) []command {
 		{"tokenize encode", func(out string) (int, string) {
 			return main(tokenize.Main, `{"text":"autumn leaves"}`+"\n", "encode", "--model", tok, "--field", "text", "-o", out)
 		}},
+		{"tokenize decode", func(out string) (int, string) {
+			return main(tokenize.Main, "260 270 280\n", "decode", "--model", tok, "-o", out)
+		}},
 		{"tokenize train", func(out string) (int, string) {
 			return main(tokenize.Main, "", "train", "--quiet", "--vocab-size", "320", "--input", cp, "-o", out)
 		}},
