@@ -5,9 +5,10 @@ package main
 import (
 	"os"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/rougefilter"
 )
 
 func main() {
-	os.Exit(rougefilter.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Run("rougefilter", rougefilter.Main))
 }

@@ -5,7 +5,8 @@ package main
 import (
 	"os"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/selfinstruct"
 )
 
-func main() { os.Exit(selfinstruct.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Run("seedgen", selfinstruct.Main)) }

@@ -5,7 +5,8 @@ package main
 import (
 	"os"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/tokenize"
 )
 
-func main() { os.Exit(tokenize.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Run("tokenize", tokenize.Main)) }

@@ -5,7 +5,8 @@ package main
 import (
 	"os"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/weightdiff"
 )
 
-func main() { os.Exit(weightdiff.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Run("weightdiff", weightdiff.Main)) }

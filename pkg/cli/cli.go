@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -82,6 +83,9 @@ func (c *Command) Parse(args []string) ([]string, error) {
 			}
 			return nil, &UsageError{Msg: err.Error()}
 		}
+		if err := c.checkFinite(); err != nil {
+			return nil, err
+		}
 		rest := c.Flags.Args()
 		if len(rest) == 0 {
 			return pos, nil
@@ -93,6 +97,32 @@ func (c *Command) Parse(args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// checkFinite refuses NaN and infinite values of the float flags given:
+// strconv accepts "NaN" and "Inf", and a NaN passes every range check
+// written as "x < lo || x > hi".
+func (c *Command) checkFinite() error {
+	var bad error
+	c.Flags.Visit(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if !ok || bad != nil {
+			return
+		}
+		var x float64
+		switch v := g.Get().(type) {
+		case float64:
+			x = v
+		case float32:
+			x = float64(v)
+		default:
+			return
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			bad = Usagef("--%s %v: want a finite number", f.Name, x)
+		}
+	})
+	return bad
 }
 
 // Help writes the full help text.

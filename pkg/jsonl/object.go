@@ -304,3 +304,73 @@ func AppendEscaped(dst []byte, s string) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+// GetText is GetString for text that must be valid Unicode: an unpaired
+// surrogate escape such as "\ud800" (which Go's decoder silently turns
+// into U+FFFD, and Python refuses to encode) is an error naming the field,
+// as promptfmt reports it.
+func GetText(raw []byte, key string) (s string, found bool, err error) {
+	v, found, err := Get(raw, key)
+	if err != nil || !found {
+		return "", found, err
+	}
+	if len(v) >= 2 && v[0] == '"' {
+		if r, bad := UnpairedSurrogate(v[1 : len(v)-1]); bad {
+			return "", true, fmt.Errorf("field %q: invalid Unicode: unpaired surrogate escape \\u%04x", key, r)
+		}
+	}
+	s, err = DecodeString(v)
+	if err != nil {
+		return "", true, fmt.Errorf("field %q %v", key, err)
+	}
+	return s, true, nil
+}
+
+// UnpairedSurrogate finds the first \uD800-\uDFFF escape in the body of a
+// JSON string literal that is not half of a high-low pair.
+func UnpairedSurrogate(body []byte) (rune, bool) {
+	hex4 := func(b []byte) rune {
+		if len(b) < 4 {
+			return -1
+		}
+		var r rune
+		for _, c := range b[:4] {
+			r <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				r |= rune(c - '0')
+			case c >= 'a' && c <= 'f':
+				r |= rune(c - 'a' + 10)
+			case c >= 'A' && c <= 'F':
+				r |= rune(c - 'A' + 10)
+			default:
+				return -1
+			}
+		}
+		return r
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(body) || body[i] != 'u' {
+			continue // a two-byte escape; its second byte is skipped here
+		}
+		r := hex4(body[i+1:])
+		i += 4
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if i+6 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
+				if lo := hex4(body[i+3:]); lo >= 0xDC00 && lo < 0xE000 {
+					i += 6
+					continue
+				}
+			}
+			return r, true
+		case r >= 0xDC00 && r < 0xE000:
+			return r, true
+		}
+	}
+	return 0, false
+}

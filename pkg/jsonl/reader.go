@@ -144,6 +144,9 @@ func (r *Reader) ioErr(err error) error {
 func (r *Reader) nextLine() (Record, error) {
 	for {
 		line, err := r.readLine()
+		if je, ok := err.(*Error); ok {
+			return Record{}, je
+		}
 		if err != nil && err != io.EOF {
 			return Record{}, r.ioErr(err)
 		}
@@ -169,13 +172,21 @@ func (r *Reader) nextLine() (Record, error) {
 	}
 }
 
-// readLine reads one line of any length, without its newline.
+// MaxRecordBytes bounds one record (a line, or an element of a JSON
+// array): real records are kilobytes, and a line without end (a few KB of
+// zstd can hold gigabytes of it) must not grow memory without bound.
+const MaxRecordBytes = 256 << 20
+
+// readLine reads one line of up to MaxRecordBytes, without its newline.
 func (r *Reader) readLine() ([]byte, error) {
 	r.buf = r.buf[:0]
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		r.buf = append(r.buf, chunk...)
 		if err == bufio.ErrBufferFull {
+			if len(r.buf) > MaxRecordBytes {
+				return nil, r.errf(r.line, r.num+1, "record longer than %d MiB (no newline); not JSONL?", MaxRecordBytes>>20)
+			}
 			continue
 		}
 		if err == nil {
@@ -342,6 +353,9 @@ func (r *Reader) scanValue(c byte) ([]byte, error) {
 		}
 		r.buf = append(r.buf, chunk...)
 		r.br.Discard(len(chunk))
+		if len(r.buf) > MaxRecordBytes {
+			return nil, r.errf(r.line, r.num+1, "array element longer than %d MiB", MaxRecordBytes>>20)
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Config is the part of Hugging Face's LlamaConfig the model uses; JSON
@@ -78,6 +80,13 @@ func (c Config) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
 
 // LoadConfig reads a Hugging Face config.json.
 func LoadConfig(path string) (Config, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Config{}, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxConfigBytes {
+		return Config{}, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxConfigBytes)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
@@ -88,6 +97,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	return c, nil
 }
+
+// maxConfigBytes bounds config.json (real ones are about 1 KB).
+const maxConfigBytes = 1 << 20
 
 // ParseConfig decodes config.json bytes, filling LlamaConfig's defaults for
 // absent fields (num_key_value_heads defaults to num_attention_heads), and
@@ -161,6 +173,25 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: %s must be positive, got %d", p.name, p.v)
 		}
 	}
+	// Sane limits, checked before anything is allocated from these
+	// numbers (config.json is untrusted input; see docs/security.md).
+	lim := []struct {
+		name   string
+		v, max int
+	}{
+		{"hidden_size", c.HiddenSize, MaxHiddenSize}, {"intermediate_size", c.IntermediateSize, MaxIntermediateSize},
+		{"num_hidden_layers", c.NumHiddenLayers, MaxLayers}, {"num_attention_heads", c.NumAttentionHeads, MaxHeads},
+		{"num_key_value_heads", c.NumKeyValueHeads, MaxHeads}, {"vocab_size", c.VocabSize, MaxVocab},
+		{"max_position_embeddings", c.MaxPositionEmbeddings, MaxPositions},
+	}
+	for _, l := range lim {
+		if l.v > l.max {
+			return fmt.Errorf("config: %s %d is above the limit %d", l.name, l.v, l.max)
+		}
+	}
+	if n := c.NumParams(); n > MaxParams {
+		return fmt.Errorf("config: %d parameters is above the limit %d", n, int64(MaxParams))
+	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
 		return fmt.Errorf("config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
 	}
@@ -199,6 +230,123 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Limits on a configuration: well above every LLaMA (65B: hidden 8192,
+// 80 layers, intermediate 22016, 64 heads, vocab 32000; LLaMA-3: vocab
+// 128256, 128k positions), low enough that no number in a hostile
+// config.json makes the model's size overflow or run away.
+const (
+	MaxHiddenSize       = 1 << 16
+	MaxIntermediateSize = 1 << 18
+	MaxLayers           = 1 << 10
+	MaxHeads            = 1 << 10
+	MaxVocab            = 1 << 22
+	MaxPositions        = 1 << 21
+	MaxParams           = 1 << 37 // 137 billion
+)
+
+// Tensor is the name and shape of one parameter tensor.
+type Tensor struct {
+	Name  string
+	Shape []int
+}
+
+// Tensors lists the model's parameter tensors (HF names and shapes, in
+// the order of Model.Params) without allocating them, so that a model
+// directory's header can be checked against the config first. c must have
+// passed Validate's positivity and limit checks.
+func (c Config) Tensors() []Tensor {
+	D, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	Dkv := c.NumKeyValueHeads * c.HeadDim()
+	ts := []Tensor{{"model.embed_tokens.weight", []int{V, D}}}
+	for l := 0; l < c.NumHiddenLayers; l++ {
+		pre := fmt.Sprintf("model.layers.%d.", l)
+		ts = append(ts,
+			Tensor{pre + "self_attn.q_proj.weight", []int{D, D}},
+			Tensor{pre + "self_attn.k_proj.weight", []int{Dkv, D}},
+			Tensor{pre + "self_attn.v_proj.weight", []int{Dkv, D}},
+			Tensor{pre + "self_attn.o_proj.weight", []int{D, D}},
+			Tensor{pre + "mlp.gate_proj.weight", []int{I, D}},
+			Tensor{pre + "mlp.up_proj.weight", []int{I, D}},
+			Tensor{pre + "mlp.down_proj.weight", []int{D, I}},
+			Tensor{pre + "input_layernorm.weight", []int{D}},
+			Tensor{pre + "post_attention_layernorm.weight", []int{D}})
+	}
+	ts = append(ts, Tensor{"model.norm.weight", []int{D}})
+	if !c.TieWordEmbeddings {
+		ts = append(ts, Tensor{"lm_head.weight", []int{V, D}})
+	}
+	return ts
+}
+
+// NumParams is the number of weights the configuration implies, computed
+// in int64 from the (limited) dimensions, without allocating anything.
+// Non-positive dimensions count as zero.
+func (c Config) NumParams() int64 {
+	D, I, V, L := int64(max(c.HiddenSize, 0)), int64(max(c.IntermediateSize, 0)), int64(max(c.VocabSize, 0)), int64(max(c.NumHiddenLayers, 0))
+	var Dkv int64
+	if c.NumAttentionHeads > 0 {
+		Dkv = int64(max(c.NumKeyValueHeads, 0)) * D / int64(c.NumAttentionHeads)
+	}
+	// The limits keep every product below 2^63: D, Dkv <= 2^16,
+	// I <= 2^18, V <= 2^22, L <= 2^10 (unlimited values come here only
+	// from callers that skipped Validate; they are clamped).
+	clamp := func(x, m int64) int64 { return min(x, m) }
+	D, I, V, L, Dkv = clamp(D, 1<<20), clamp(I, 1<<20), clamp(V, 1<<24), clamp(L, 1<<12), clamp(Dkv, 1<<20)
+	layer := 2*D*D + 2*Dkv*D + 3*I*D + 2*D
+	n := V*D + L*layer + D
+	if !c.TieWordEmbeddings {
+		n += V * D
+	}
+	return n
+}
+
+// MemoryBytes is what a model of this configuration takes in fp32: the
+// weights, and as much again for the gradients when grads is set.
+func (c Config) MemoryBytes(grads bool) int64 {
+	b := 4 * c.NumParams()
+	if grads {
+		b *= 2
+	}
+	return b
+}
+
+// CheckMemory refuses a configuration whose fp32 weights (and gradients)
+// would not fit in the machine's memory, with a message instead of an
+// out-of-memory crash. Where the total memory cannot be read it checks
+// nothing more than Validate.
+func (c Config) CheckMemory(grads bool) error {
+	need := c.MemoryBytes(grads)
+	total := memTotal()
+	if total > 0 && need > total {
+		what := "weights"
+		if grads {
+			what = "weights and gradients"
+		}
+		return fmt.Errorf("config: %d parameters need %.1f GiB of fp32 %s; this machine has %.1f GiB",
+			c.NumParams(), float64(need)/(1<<30), what, float64(total)/(1<<30))
+	}
+	return nil
+}
+
+// memTotal is MemTotal of /proc/meminfo in bytes (0 when unknown).
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // MarshalJSON writes the config as HF does: one object, keys sorted,

@@ -99,6 +99,12 @@ func runInit(configPath, preset, model, out, tokPath, dtype string, seed int64, 
 		} else if cfg, err = LoadConfig(configPath); err != nil {
 			return err
 		}
+		if err := cfg.Validate(); err != nil {
+			return cli.Usagef("%v", err)
+		}
+		if err := cfg.CheckMemory(true); err != nil {
+			return err
+		}
 		m = New(cfg, seed)
 	}
 	if tokPath != "" {

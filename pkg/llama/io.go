@@ -38,6 +38,14 @@ func load(dir string, grads bool) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
+	// The header must match the config before the model is allocated
+	// from the config's numbers, and the model must fit in memory.
+	if err := checkHeader(dir, cfg, st); err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckMemory(grads); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
 	m := newEmpty(cfg, grads)
 	want := map[string]*Param{}
 	for _, p := range m.params {

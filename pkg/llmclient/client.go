@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	openai "github.com/sashabaranov/go-openai"
 )
 
@@ -111,8 +113,11 @@ func (d doer) Do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
 	resp.Body.Close()
+	if err == nil && len(body) > MaxBodyBytes {
+		return nil, &FatalError{fmt.Errorf("the answer (HTTP %d) is longer than %d MiB; refused (is --base-url a teacher's endpoint?)", resp.StatusCode, MaxBodyBytes>>20)}
+	}
 	if cp, ok := req.Context().Value(captureKey{}).(*capture); ok {
 		cp.status = resp.StatusCode
 		cp.retryAfter = parseRetryAfter(resp.Header)
@@ -123,6 +128,45 @@ func (d doer) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
+}
+
+// MaxBodyBytes caps an answer's body: a completion of a few thousand
+// tokens is tens of KB, and an endless or huge body must not grow the
+// process without bound.
+const MaxBodyBytes = 16 << 20
+
+// DefaultBaseURL is the endpoint used when none is configured.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// CheckBaseURL checks that u can be an endpoint: an absolute http or https
+// URL with a host and, when given, a port from 1 to 65535. Errors say what
+// is wrong, for a usage message.
+func CheckBaseURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", err)
+	}
+	if p.Scheme != "http" && p.Scheme != "https" {
+		if p.Scheme == "" {
+			return fmt.Errorf("not an absolute URL (want http://HOST[:PORT]/PATH or https://...)")
+		}
+		return fmt.Errorf("scheme %q: want http or https", p.Scheme)
+	}
+	if p.Hostname() == "" {
+		return fmt.Errorf("no host")
+	}
+	if port := p.Port(); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not in 1..65535", port)
+		}
+	} else if strings.HasSuffix(p.Host, ":") {
+		return fmt.Errorf("empty port")
+	}
+	if p.User != nil {
+		return fmt.Errorf("credentials in the URL are not supported (use --api-key-file)")
+	}
+	return nil
 }
 
 // parseRetryAfter reads retry-after-ms (OpenAI) or Retry-After (seconds or
@@ -275,7 +319,7 @@ func decodeAnswer(body []byte, chat bool, first int) (*answer, error) {
 func (c *Client) do(ctx context.Context, req Request, first int, res *Result) error {
 	key := c.Key(req)
 	if c.cfg.CacheDir != "" {
-		if body, err := os.ReadFile(c.cachePath(key)); err == nil {
+		if body, err := xio.ReadRegular(c.cachePath(key), MaxBodyBytes); err == nil {
 			if a, err := decodeAnswer(body, c.cfg.Chat, first); err == nil {
 				c.collect(a, req, res)
 				res.Cached++

@@ -181,6 +181,7 @@ func (p *processor) file(ctx context.Context, path string, stdin io.Reader, emit
 	order := make(chan *batch, 2*p.opts.Workers)
 	for i := 0; i < p.opts.Workers; i++ {
 		go func() {
+			defer cli.Guard()
 			for b := range work {
 				p.process(b)
 				close(b.done)
@@ -189,6 +190,7 @@ func (p *processor) file(ctx context.Context, path string, stdin io.Reader, emit
 	}
 	readerDone.Add(1)
 	go func() {
+		defer cli.Guard()
 		defer readerDone.Done()
 		defer close(order)
 		defer close(work)

@@ -166,7 +166,7 @@ func readTexts(ctx context.Context, files []string, stdin io.Reader, field strin
 				return err
 			}
 			it := item{rec: rec, file: r.Name()}
-			s, found, err := jsonl.GetString(rec.Raw, field)
+			s, found, err := jsonl.GetText(rec.Raw, field)
 			switch {
 			case errors.Is(err, jsonl.ErrNotObject):
 				it.bad = jsonl.Errorf(r.Name(), rec, "record is %s, not a JSON object", jsonl.TypeName(rec.Raw))
@@ -243,7 +243,10 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	defer cancel()
 	ch := make(chan item, 4*o.batch)
 	errc := make(chan error, 1)
-	go func() { errc <- readTexts(ctx, files, stdin, o.field, o.common.SkipBad, &c.invalid, ch) }()
+	go func() {
+		defer cli.Guard()
+		errc <- readTexts(ctx, files, stdin, o.field, o.common.SkipBad, &c.invalid, ch)
+	}()
 	defer func() {
 		cancel()
 		for range ch {
@@ -388,12 +391,14 @@ func run(o *options, files []string, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	if o.stats {
 		el := time.Since(start)
-		fmt.Fprintf(stderr, "rougefilter: read %d, kept %d, dropped %d, bad %d", c.read, c.kept, c.dropped, c.bad+c.invalid)
+		// invalid JSON lines skipped by --skip-bad were read too: read =
+		// kept + dropped + bad (bad counts both kinds)
+		fmt.Fprintf(stderr, "rougefilter: read %d, kept %d, dropped %d, bad %d", c.read+c.invalid, c.kept, c.dropped, c.bad+c.invalid)
 		// the pool is what was preloaded plus what was kept (with --limit the
 		// last batch may have checked, and pooled, records past the cut)
 		fmt.Fprintf(stderr, "; pool %d (%d preloaded); threshold %v; %.3fs", c.preloaded+c.kept, c.preloaded, o.threshold, el.Seconds())
 		if el > 0 && c.read > 0 {
-			fmt.Fprintf(stderr, " (%.0f records/s)", float64(c.read)/el.Seconds())
+			fmt.Fprintf(stderr, " (%.0f records/s)", float64(c.read+c.invalid)/el.Seconds())
 		}
 		fmt.Fprintln(stderr)
 	}
@@ -456,6 +461,7 @@ func annotate(p pool, texts []string, res []rouge.Result, idx []int, cut, k, wor
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
+			defer cli.Guard()
 			defer wg.Done()
 			for {
 				mu.Lock()

@@ -111,7 +111,7 @@ func TestCLI(t *testing.T) {
 		// --skip-bad: bad records pass through unfiltered, invalid JSON is skipped
 		{name: "skip bad", args: []string{"--skip-bad", "--stats"},
 			stdin: `{"instruction":"a b"}` + "\n" + `{"input":"no field"}` + "\n" + `{oops` + "\n" + `{"instruction":7}` + "\n" + `{"instruction":"a b"}` + "\n",
-			code:  0, outLines: 3, out: `{"input":"no field"}` + "\n" + `{"instruction":7}`, errSub: "read 4, kept 1, dropped 1, bad 3"},
+			code:  0, outLines: 3, out: `{"input":"no field"}` + "\n" + `{"instruction":7}`, errSub: "read 5, kept 1, dropped 1, bad 3"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

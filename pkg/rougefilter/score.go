@@ -91,7 +91,7 @@ func prf(target, prediction string) (p, r, f float64) {
 }
 
 func textField(name string, rec jsonl.Record, field string) (string, error) {
-	s, found, err := jsonl.GetString(rec.Raw, field)
+	s, found, err := jsonl.GetText(rec.Raw, field)
 	switch {
 	case errors.Is(err, jsonl.ErrNotObject):
 		return "", jsonl.Errorf(name, rec, "record is %s, not a JSON object", jsonl.TypeName(rec.Raw))

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	"github.com/x448/float16"
 )
 
@@ -131,7 +132,7 @@ const MaxHeader = 100 << 20
 
 // Open memory-maps path and validates its header.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := xio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // ShardFile is what a shard set needs of one checkpoint file (a safetensors
@@ -74,7 +75,7 @@ func ParseIndex(b []byte) (*Index, error) {
 // OpenIndexed opens the shards that the index file idxPath lists (in
 // sorted order, with open) and checks that the index and the shards agree.
 func OpenIndexed[F ShardFile](dir, idxPath string, open func(path string) (F, error)) (*Shards[F], error) {
-	b, err := os.ReadFile(idxPath)
+	b, err := xio.ReadRegular(idxPath, MaxHeader)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
@@ -74,6 +76,8 @@ type config struct {
 	noDedup, noAnnotate, chat, print bool
 	timings                          string
 	topK, retries, maxRequests       int
+	maxFruitless                     int
+	baseURLSet                       bool
 	retryBase, retryMax, timeout     time.Duration
 	maxFailures, priceIn, priceOut   float64
 }
@@ -127,6 +131,7 @@ comes from $OPENAI_API_KEY or --api-key-file and is never printed.`, example)
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time limit `D` per HTTP call")
 	fs.Float64Var(&c.maxFailures, "max-failures", 0.2, "stop when more than this fraction `F` of requests fail after their retries (checked from 10 requests on)")
 	fs.IntVar(&c.maxRequests, "max-requests", 0, "stop after `N` requests in total (0: no limit)")
+	fs.IntVar(&c.maxFruitless, "max-fruitless", DefaultMaxFruitless, "stop (exit 1) when `N` requests in a row keep no record: the teacher's answers give no usable task (0: never)")
 	fs.Float64Var(&c.priceIn, "price-in", 0, "USD per 1M prompt tokens, for the cost estimate (`X`)")
 	fs.Float64Var(&c.priceOut, "price-out", 0, "USD per 1M completion tokens, for the cost estimate (`X`)")
 	fs.BoolVar(&c.print, "print-prompt", false, "print the first prompt and exit (nothing is sent)")
@@ -135,6 +140,11 @@ comes from $OPENAI_API_KEY or --api-key-file and is never printed.`, example)
 	if err == nil && len(pos) > 0 {
 		err = cli.Usagef("unexpected argument %q (seed tasks go in --seeds)", pos[0])
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "base-url" {
+			c.baseURLSet = true
+		}
+	})
 	if err == nil {
 		err = run(&c, stdout, stderr)
 	}
@@ -153,10 +163,14 @@ func (c *config) check() error {
 		return cli.Usagef("--request-batch and --concurrency must be at least 1")
 	case c.maxTok < 1:
 		return cli.Usagef("--max-tokens must be at least 1")
-	case c.threshold < 0 || c.threshold > 1:
+	case !(c.threshold >= 0 && c.threshold <= 1):
 		return cli.Usagef("--threshold must be between 0 and 1")
-	case c.temperature < 0 || c.topP < 0 || c.topP > 1:
+	case !(c.temperature >= 0) || !(c.topP >= 0 && c.topP <= 1):
 		return cli.Usagef("--temperature must be >= 0 and --top-p between 0 and 1")
+	case !(c.maxFailures >= 0) || !(c.priceIn >= 0) || !(c.priceOut >= 0):
+		return cli.Usagef("--max-failures, --price-in and --price-out must not be negative")
+	case c.maxFruitless < 0 || c.maxRequests < 0 || c.retries < 0:
+		return cli.Usagef("--max-fruitless, --max-requests and --retries must not be negative")
 	case c.resume != "" && c.common.Output != "" && c.common.Output != c.resume:
 		return cli.Usagef("--resume FILE is also the output; drop -o or give the same name")
 	case c.resume != "" && xio.IsStdio(c.resume):
@@ -165,8 +179,48 @@ func (c *config) check() error {
 	if c.resume != "" {
 		c.common.Output = c.resume
 	}
+	if err := c.checkBaseURL(); err != nil {
+		return err
+	}
 	if !xio.IsStdio(c.common.Output) && xio.WantsZstd(c.common.Output, c.common.Zstd) {
 		return cli.Usagef("a file output is appended to as records are kept and cannot be compressed; write to stdout with --zstd, or compress the file afterwards")
+	}
+	return nil
+}
+
+// DefaultListLength is the length of the task list DefaultPrompt asks
+// for; the default --stop ends the answer before task 20, so the teacher
+// writes tasks K+1 to 19.
+const DefaultListLength = 20
+
+// DefaultMaxFruitless is --max-fruitless: requests in a row that keep
+// no record before seedgen gives up. A healthy run keeps a few records of
+// nearly every request (the original keeps about a quarter of the blocks
+// late in a 52K run, from about 13 blocks per prompt); 50 requests in a row
+// with nothing kept does not happen by chance.
+const DefaultMaxFruitless = 50
+
+// checkBaseURL resolves --base-url ($OPENAI_BASE_URL when not given) and
+// checks it: http or https, a host, a port in range. An empty --base-url
+// given explicitly is a mistake, not a request for the public host.
+func (c *config) checkBaseURL() error {
+	if c.baseURLSet && strings.TrimSpace(c.baseURL) == "" {
+		if env := os.Getenv("OPENAI_BASE_URL"); env != "" {
+			c.baseURL = env
+		} else {
+			return cli.Usagef("--base-url is empty (and $OPENAI_BASE_URL is not set); give the endpoint URL, or leave the flag out for %s", llmclient.DefaultBaseURL)
+		}
+	}
+	from := "--base-url"
+	if c.baseURL == "" {
+		c.baseURL = os.Getenv("OPENAI_BASE_URL")
+		from = "$OPENAI_BASE_URL"
+	}
+	if c.baseURL == "" {
+		return nil // the client's default, the public OpenAI endpoint
+	}
+	if err := llmclient.CheckBaseURL(c.baseURL); err != nil {
+		return cli.Usagef("%s %q: %v", from, c.baseURL, err)
 	}
 	return nil
 }
@@ -195,6 +249,8 @@ func run(c *config, stdout, stderr io.Writer) error {
 			return err
 		}
 		p.Header = string(b)
+	} else if p.First() >= DefaultListLength {
+		return cli.Usagef("--prompt-instructions %d shows %d seed tasks, but the default prompt asks for a list of %d: no room for new tasks (use fewer, or a --prompt-file that asks for more)", c.k, p.First()-1, DefaultListLength)
 	}
 	if c.print {
 		_, err := fmt.Fprintln(stdout, p.Build(p.Sample(c.seed, 0)))
@@ -215,10 +271,7 @@ func run(c *config, stdout, stderr io.Writer) error {
 		}
 		apiKey = strings.TrimSpace(string(b))
 	}
-	baseURL := c.baseURL
-	if baseURL == "" {
-		baseURL = os.Getenv("OPENAI_BASE_URL")
-	}
+	baseURL := c.baseURL // checked (check), $OPENAI_BASE_URL applied
 	client := llmclient.New(llmclient.Config{
 		BaseURL: baseURL, APIKey: apiKey, Model: c.model, Chat: c.chat,
 		Retries: c.retries, BackoffBase: c.retryBase, BackoffMax: c.retryMax, Timeout: c.timeout,
@@ -247,6 +300,9 @@ func run(c *config, stdout, stderr io.Writer) error {
 	} else {
 		path := c.common.Output
 		statePath = path + ".state.json"
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file; seedgen appends to its output as records are kept (write to stdout for a pipe or device)", path)
+		}
 		if c.resume == "" {
 			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 				return fmt.Errorf("%s already exists; continue it with --resume %s, or remove it", path, path)
@@ -262,10 +318,20 @@ func run(c *config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		w = bufio.NewWriterSize(f, 1<<20)
-		flush = w.Flush
+		// The file only ever holds whole records: what is written is
+		// counted, and on a write error (a full disk) the file is cut back
+		// to the end of the last request flushed whole, which is what the
+		// checkpoint and the summary count.
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		aw := &appendWriter{f: f, good: fi.Size()}
+		w = bufio.NewWriterSize(aw, 1<<20)
+		flush = func() error { return aw.flush(w, path) }
 		closeOut = func() error {
-			err := w.Flush()
+			err := aw.flush(w, path)
 			if serr := f.Sync(); err == nil {
 				err = serr
 			}
@@ -289,7 +355,8 @@ func run(c *config, stdout, stderr io.Writer) error {
 		Batch:   c.batch, Concurrency: c.conc, Seed: c.seed, Target: c.num,
 		Dedup: !c.noDedup, Threshold: c.threshold, Annotate: !c.noAnnotate, TopK: c.topK,
 		Workers: max(c.common.Workers, 1), MaxFailures: c.maxFailures, MaxRequests: c.maxRequests,
-		Logf: func(format string, args ...any) { prog.Done(); logf(format, args...) },
+		MaxFruitless: c.maxFruitless,
+		Logf:         func(format string, args ...any) { prog.Done(); logf(format, args...) },
 	}
 	var timings *os.File
 	if c.timings != "" {
@@ -353,6 +420,38 @@ func run(c *config, stdout, stderr io.Writer) error {
 	return runErr
 }
 
+// appendWriter is the file output of seedgen: it counts the bytes that
+// reached the file, and cuts a torn write off again.
+type appendWriter struct {
+	f       *os.File
+	good    int64 // file size at the last whole flush
+	written int64 // bytes written since
+}
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	n, err := a.f.Write(p)
+	a.written += int64(n)
+	return n, err
+}
+
+// flush pushes w's buffer to the file; on error it truncates the file to
+// its last good size.
+func (a *appendWriter) flush(w *bufio.Writer, path string) error {
+	if err := w.Flush(); err != nil {
+		if a.written > 0 {
+			if terr := a.f.Truncate(a.good); terr != nil {
+				return fmt.Errorf("%s: %v; and cutting off the partly written records failed: %v (check its last line before --resume)", path, err, terr)
+			}
+		}
+		a.written = 0
+		w.Reset(a) // drop the unwritten records: they are not counted
+		return fmt.Errorf("%w (%s is cut back to its last whole record; continue with --resume)", err, path)
+	}
+	a.good += a.written
+	a.written = 0
+	return nil
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -374,16 +473,25 @@ func loadResume(path, statePath, fp string, logf func(string, ...any)) (*State, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if bytes.HasPrefix(data, xio.ZstdMagic) {
+		return nil, nil, nil, fmt.Errorf("%s is zstd-compressed; --resume appends to a plain JSONL file (decompress it first)", path)
+	}
+	// A torn last line (the run died while writing it) is cut off, but
+	// only once the rest has been read as seedgen's records and the torn
+	// part looks like the start of one: nothing is destroyed in a file
+	// that is not ours.
+	torn := 0
 	if i := bytes.LastIndexByte(data, '\n'); i+1 < len(data) {
-		logf("resume: cutting off an incomplete last line of %s (%d bytes)", path, len(data)-i-1)
-		if err := os.Truncate(path, int64(i+1)); err != nil {
-			return nil, nil, nil, err
+		part := data[i+1:]
+		if !bytes.HasPrefix(part, []byte("{")) || bytes.IndexByte(part, 0) >= 0 || !utf8.Valid(part) || len(part) > maxTornLine {
+			return nil, nil, nil, fmt.Errorf("%s: the last line (%d bytes) has no newline and is not the start of a record; not a file seedgen wrote? (nothing was changed)", path, len(part))
 		}
+		torn = len(part)
 		data = data[:i+1]
 	}
 	st := &State{Version: 1}
-	if b, err := os.ReadFile(statePath); err == nil {
-		if err := json.Unmarshal(b, st); err != nil {
+	if b, err := xio.ReadRegular(statePath, maxStateBytes); err == nil {
+		if st, err = ParseState(b); err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %v", statePath, err)
 		}
 		if st.OutBytes > int64(len(data)) {
@@ -432,8 +540,57 @@ func loadResume(path, statePath, fp string, logf func(string, ...any)) (*State, 
 	if off != int64(len(data)) {
 		return nil, nil, nil, fmt.Errorf("%s: not one compact JSON record per line; was it edited? (resume needs the file as seedgen wrote it)", path)
 	}
+	if torn > 0 {
+		logf("resume: cutting off an incomplete last line of %s (%d bytes)", path, torn)
+		if err := os.Truncate(path, int64(len(data))); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	return st, before, tail, nil
 }
+
+// maxStateBytes bounds a checkpoint FILE.state.json (a few hundred bytes).
+const maxStateBytes = 1 << 20
+
+// ParseState decodes a seedgen checkpoint and checks its counters: none
+// negative, the request counters consistent.
+func ParseState(b []byte) (*State, error) {
+	st := &State{Version: 1}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	if st.Version != 1 {
+		return nil, fmt.Errorf("checkpoint version %d (this build reads 1)", st.Version)
+	}
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"next_request", int64(st.NextRequest)}, {"out_bytes", st.OutBytes}, {"kept", int64(st.Kept)}, {"requests", int64(st.Requests)},
+		{"http_calls", int64(st.Calls)}, {"cached", int64(st.Cached)}, {"retries", int64(st.Retries)}, {"context_shrinks", int64(st.Shrunk)},
+		{"failed", int64(st.Failed)}, {"prompt_tokens", int64(st.PromptTok)}, {"completion_tokens", int64(st.ComplTok)},
+		{"blocks", int64(st.Candidates)}, {"surplus", int64(st.Surplus)}} {
+		if v.n < 0 {
+			return nil, fmt.Errorf("%s %d is negative", v.name, v.n)
+		}
+	}
+	for r, n := range st.Discarded {
+		if n < 0 {
+			return nil, fmt.Errorf("discarded %q %d is negative", r, n)
+		}
+	}
+	if st.NextRequest > maxRequestIndex {
+		return nil, fmt.Errorf("next_request %d is implausible", st.NextRequest)
+	}
+	return st, nil
+}
+
+// maxRequestIndex bounds request numbers (idx × --request-batch must not
+// overflow when prompts are numbered).
+const maxRequestIndex = 1 << 40
+
+// maxTornLine bounds the torn last line --resume cuts off (one record of
+// seedgen's is a few KB; its annotations at most a few more).
+const maxTornLine = 1 << 20
 
 // saveState writes the checkpoint: temporary file and rename, so it is
 // always whole.

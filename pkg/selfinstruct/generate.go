@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
 	"github.com/alpaca-go/alpaca/pkg/llmclient"
 	"github.com/alpaca-go/alpaca/pkg/rouge"
@@ -22,20 +23,25 @@ type Teacher interface {
 
 // Options configure a Generator.
 type Options struct {
-	Prompter     *Prompter
-	Teacher      Teacher
-	Request      llmclient.Request // sampling settings (Prompts is filled per request)
-	Batch        int               // prompts per request (default 1)
-	Concurrency  int               // requests in flight (default 1)
-	Seed         uint64
-	Target       int     // stop once this many records are kept in total
-	Dedup        bool    // ROUGE-L dedup against seeds + kept
-	Threshold    float64 // dedup threshold (0.7)
-	Annotate     bool    // add most_similar_instructions and avg_similarity_score
-	TopK         int     // most similar instructions listed (10)
-	Workers      int     // CPU workers for dedup and annotations
-	MaxFailures  float64 // stop when failed requests / finished requests exceed it (after 10)
-	MaxRequests  int     // stop after this many requests in total (0: no limit)
+	Prompter    *Prompter
+	Teacher     Teacher
+	Request     llmclient.Request // sampling settings (Prompts is filled per request)
+	Batch       int               // prompts per request (default 1)
+	Concurrency int               // requests in flight (default 1)
+	Seed        uint64
+	Target      int     // stop once this many records are kept in total
+	Dedup       bool    // ROUGE-L dedup against seeds + kept
+	Threshold   float64 // dedup threshold (0.7)
+	Annotate    bool    // add most_similar_instructions and avg_similarity_score
+	TopK        int     // most similar instructions listed (10)
+	Workers     int     // CPU workers for dedup and annotations
+	MaxFailures float64 // stop when failed requests / finished requests exceed it (after 10)
+	MaxRequests int     // stop after this many requests in total (0: no limit)
+	// MaxFruitless stops the run when this many requests in a row kept
+	// no record (answers that parse into nothing, all filtered or
+	// duplicates, or failures): the teacher is not producing usable
+	// tasks and the run would never end. 0: no limit.
+	MaxFruitless int
 	Logf         func(format string, args ...any)
 	OnCheckpoint func(st *State) error            // after each request's records are written
 	OnProgress   func(st *State, inFlight int)    // after each request
@@ -71,6 +77,8 @@ type Generator struct {
 	st    *State
 	tail  []Kept // resume: records already written past the checkpoint
 	flush func() error
+	// fruitless counts the requests in a row that kept no record.
+	fruitless int
 }
 
 // NewGenerator makes a generator writing kept records to out; flush (may
@@ -144,6 +152,10 @@ type job struct {
 // ErrTooManyFailures is returned when the failure rate passes MaxFailures.
 var ErrTooManyFailures = errors.New("too many failed requests")
 
+// ErrNoProgress is returned when MaxFruitless requests in a row kept no
+// record.
+var ErrNoProgress = errors.New("no progress")
+
 // Run generates until the target is reached, the context is cancelled
 // (returns its error), or a fatal error. Records are written in request
 // order, so the output depends only on the seed and the answers.
@@ -161,6 +173,7 @@ func (g *Generator) Run(ctx context.Context) error {
 	for w := 0; w < g.o.Concurrency; w++ {
 		wg.Add(1)
 		go func() {
+			defer cli.Guard()
 			defer wg.Done()
 			for idx := range todo {
 				res, err := g.o.Teacher.Do(ctx, g.request(idx))
@@ -169,6 +182,7 @@ func (g *Generator) Run(ctx context.Context) error {
 		}()
 	}
 	go func() {
+		defer cli.Guard()
 		defer close(todo)
 		for idx := g.st.NextRequest; g.o.MaxRequests <= 0 || idx < g.o.MaxRequests; idx++ {
 			select {
@@ -183,17 +197,24 @@ func (g *Generator) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	pending := map[int]job{}
 	defer func() {
 		cancel()
-		go func() { // drain so the workers can finish
-			for range done {
-			}
+		go func() {
+			defer cli.Guard()
+			wg.Wait()
+			close(done)
 		}()
-		wg.Wait()
-		close(done)
+		// Requests answered (or cut off) but not handled still cost their
+		// HTTP calls and tokens: count them, not as requests done.
+		for j := range done {
+			pending[j.idx] = j
+		}
+		for _, j := range pending {
+			g.account(j.res)
+		}
 	}()
 
-	pending := map[int]job{}
 	for {
 		if g.o.MaxRequests > 0 && g.st.NextRequest >= g.o.MaxRequests {
 			return fmt.Errorf("stopped after --max-requests %d with %d of %d records kept", g.o.MaxRequests, g.st.Kept, g.o.Target)
@@ -212,8 +233,15 @@ func (g *Generator) Run(ctx context.Context) error {
 			}
 			delete(pending, j.idx)
 			<-slots
+			kept, tail := g.st.Kept, len(g.tail)
 			if err := g.handle(ctx, j); err != nil {
 				return err
+			}
+			if g.st.Kept > kept || len(g.tail) < tail {
+				g.fruitless = 0
+			} else if g.fruitless++; g.o.MaxFruitless > 0 && g.fruitless >= g.o.MaxFruitless {
+				return fmt.Errorf("%w: the last %d requests kept no record (%s); the teacher's answers give no usable task: check --model, --prompt-file and the server, or raise --max-fruitless",
+					ErrNoProgress, g.fruitless, g.discardSummary())
 			}
 			if g.o.OnProgress != nil {
 				g.o.OnProgress(g.st, len(pending))
@@ -239,14 +267,7 @@ func (g *Generator) request(idx int) llmclient.Request {
 // handle processes the answer to one request, in request order.
 func (g *Generator) handle(ctx context.Context, j job) error {
 	st := g.st
-	if j.res != nil {
-		st.Calls += j.res.Calls
-		st.Cached += j.res.Cached
-		st.Retries += j.res.Retries
-		st.Shrunk += j.res.Shrunk
-		st.PromptTok += j.res.PromptTokens
-		st.ComplTok += j.res.CompletionTokens
-	}
+	g.account(j.res)
 	st.Requests++
 	var lines []byte
 	if j.err != nil {
@@ -262,20 +283,27 @@ func (g *Generator) handle(ctx context.Context, j job) error {
 		if st.Requests >= 10 && float64(st.Failed)/float64(st.Requests) > g.o.MaxFailures {
 			return fmt.Errorf("%w: %d of %d failed (--max-failures %g); last error: %v", ErrTooManyFailures, st.Failed, st.Requests, g.o.MaxFailures, j.err)
 		}
-	} else {
+	}
+	keptBefore := st.Kept
+	if j.err == nil {
 		var err error
 		lines, err = g.process(j.res)
 		if err != nil {
 			return err
 		}
 	}
+	// On a write error (a full disk) the records of this request are not
+	// counted: the output holds what the checkpoint says (the file
+	// output is cut back to its last whole request, see the CLI).
 	if len(lines) > 0 {
 		if _, err := g.out.Write(lines); err != nil {
+			st.Kept = keptBefore
 			return err
 		}
 	}
 	if g.flush != nil {
 		if err := g.flush(); err != nil {
+			st.Kept = keptBefore
 			return err
 		}
 	}
@@ -285,6 +313,38 @@ func (g *Generator) handle(ctx context.Context, j job) error {
 		return g.o.OnCheckpoint(st)
 	}
 	return nil
+}
+
+// account adds what an answer cost to the totals.
+func (g *Generator) account(res *llmclient.Result) {
+	if res == nil {
+		return
+	}
+	st := g.st
+	st.Calls += res.Calls
+	st.Cached += res.Cached
+	st.Retries += res.Retries
+	st.Shrunk += res.Shrunk
+	st.PromptTok += res.PromptTokens
+	st.ComplTok += res.CompletionTokens
+}
+
+// discardSummary says why blocks were dropped so far, for messages.
+func (g *Generator) discardSummary() string {
+	st := g.st
+	var reasons []string
+	for r := range st.Discarded {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	parts := []string{fmt.Sprintf("%d blocks in all", st.Candidates)}
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", st.Discarded[r], r))
+	}
+	if st.Failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d requests failed", st.Failed))
+	}
+	return strings.Join(parts, ", ")
 }
 
 type cand struct {
@@ -387,6 +447,7 @@ func (g *Generator) encode(kept []cand) []byte {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
+			defer cli.Guard()
 			defer func() { <-sem; wg.Done() }()
 			b := make([]byte, 0, 256)
 			b = append(b, `{"instruction":`...)

@@ -19,10 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/alpaca-go/alpaca/pkg/xio"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -140,9 +140,14 @@ type Model struct {
 	maxPieceLen int  // longest piece in bytes
 }
 
+// MaxModelBytes bounds a .model file (LLaMA's is 500 KB; 256k-piece
+// models a few MB).
+const MaxModelBytes = 1 << 30
+
 // Load reads and parses a .model file.
 func Load(path string) (*Model, error) {
-	b, err := os.ReadFile(path)
+	// A regular file of sane size: a FIFO named as the model would block.
+	b, err := xio.ReadRegular(path, MaxModelBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -224,12 +224,14 @@ func runStage(ctx context.Context, f *stageFlags, files []string, stdin io.Reade
 		func(wk int, items []item, res []encoded) error {
 			e := encs[wk]
 			for i, it := range items {
-				p, ok1, err1 := jsonl.GetString(it.rec.Raw, opts.PromptField)
-				c, ok2, err2 := jsonl.GetString(it.rec.Raw, opts.CompletionField)
+				p, ok1, err1 := jsonl.GetText(it.rec.Raw, opts.PromptField)
+				c, ok2, err2 := jsonl.GetText(it.rec.Raw, opts.CompletionField)
 				var bad error
 				switch {
-				case err1 != nil || err2 != nil:
-					bad = jsonl.Errorf(it.name, it.rec, "%v", errors.Join(err1, err2))
+				case err1 != nil:
+					bad = jsonl.Errorf(it.name, it.rec, "%v", err1)
+				case err2 != nil:
+					bad = jsonl.Errorf(it.name, it.rec, "%v", err2)
 				case !ok1:
 					bad = jsonl.Errorf(it.name, it.rec, "no %q field (is this promptfmt output? see --prompt-field)", opts.PromptField)
 				case !ok2:

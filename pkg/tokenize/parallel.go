@@ -2,6 +2,7 @@ package tokenize
 
 import (
 	"context"
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"sync"
 )
 
@@ -37,6 +38,7 @@ func ordered[I, O any](ctx context.Context, workers, batchSize int,
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
+			defer cli.Guard()
 			defer wg.Done()
 			for b := range jobs {
 				b.out = make([]O, len(b.in))
@@ -48,6 +50,7 @@ func ordered[I, O any](ctx context.Context, workers, batchSize int,
 		}(w)
 	}
 	go func() {
+		defer cli.Guard()
 		defer close(queue)
 		defer close(jobs)
 		for ctx.Err() == nil {

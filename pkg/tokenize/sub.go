@@ -35,7 +35,7 @@ func textOf(raw []byte, fields []string) (string, bool, error) {
 		var sb strings.Builder
 		any := false
 		for _, f := range fields {
-			s, ok, err := jsonl.GetString(raw, f)
+			s, ok, err := jsonl.GetText(raw, f)
 			if err != nil {
 				return "", false, err
 			}
@@ -48,7 +48,7 @@ func textOf(raw []byte, fields []string) (string, bool, error) {
 		var parts []string
 		any := false
 		for _, f := range set {
-			s, ok, err := jsonl.GetString(raw, f)
+			s, ok, err := jsonl.GetText(raw, f)
 			if err != nil {
 				return "", false, err
 			}
@@ -348,7 +348,7 @@ func runEncode(ctx context.Context, files []string, stdin io.Reader, stdout io.W
 			func(wk int, items []item, out [][]byte) error {
 				var ids []int32
 				for i, it := range items {
-					s, ok, err := jsonl.GetString(it.rec.Raw, field)
+					s, ok, err := jsonl.GetText(it.rec.Raw, field)
 					if err == nil && !ok {
 						err = fmt.Errorf("no %q field", field)
 					}

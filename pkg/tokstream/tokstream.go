@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Magic starts every token stream.
@@ -84,6 +85,9 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	}
 	if h.IDWidth == 2 && h.VocabSize > 1<<16 {
 		return nil, fmt.Errorf("tokstream: vocab %d does not fit uint16 ids", h.VocabSize)
+	}
+	if err := h.checkIDs(); err != nil {
+		return nil, fmt.Errorf("tokstream: %v", err)
 	}
 	h.Version = Version
 	meta := []byte("{}")
@@ -222,6 +226,9 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 	h.BOS = int32(le.Uint32(fixed[16:]))
 	h.EOS = int32(le.Uint32(fixed[20:]))
 	h.Pad = int32(le.Uint32(fixed[24:]))
+	if err := h.checkIDs(); err != nil {
+		return nil, rd.errf(0, "bad token stream header: %v", err)
+	}
 	copy(h.Fingerprint[:], fixed[28:60])
 	ml := le.Uint32(fixed[60:])
 	if ml > 1<<20 {
@@ -235,6 +242,26 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 		return nil, rd.errf(0, "bad token stream metadata: %v", err)
 	}
 	return rd, nil
+}
+
+// checkIDs checks the vocabulary size against the id width and the
+// special ids against the vocabulary: each is -1 (none) or a token id.
+func (h *Header) checkIDs() error {
+	if h.VocabSize <= 0 || h.VocabSize > math.MaxInt32 {
+		return fmt.Errorf("vocab size %d", uint32(h.VocabSize))
+	}
+	if h.IDWidth == 2 && h.VocabSize > 1<<16 {
+		return fmt.Errorf("vocab %d does not fit its uint16 ids", h.VocabSize)
+	}
+	for _, s := range []struct {
+		name string
+		id   int32
+	}{{"BOS", h.BOS}, {"EOS", h.EOS}, {"PAD", h.Pad}} {
+		if s.id < -1 || int(s.id) >= h.VocabSize {
+			return fmt.Errorf("%s id %d is neither -1 (none) nor inside the vocabulary of %d", s.name, s.id, h.VocabSize)
+		}
+	}
+	return nil
 }
 
 func (r *Reader) errf(rec uint64, format string, args ...any) error {
@@ -279,13 +306,23 @@ func (r *Reader) Next() (Example, error) {
 	}
 	w := r.h.IDWidth
 	size := int(n)*w + (int(n)+7)/8
-	if cap(r.buf) < size {
-		r.buf = make([]byte, size)
+	// The buffer grows with the data that actually arrives (doubling
+	// from 1 MiB), so a corrupt length in a small file cannot allocate
+	// gigabytes before the stream turns out to be short.
+	b := r.buf[:0]
+	for len(b) < size {
+		k := min(size-len(b), max(len(b), 1<<20))
+		if cap(b)-len(b) < k {
+			nb := make([]byte, len(b), len(b)+k)
+			copy(nb, b)
+			b = nb
+		}
+		if _, err := io.ReadFull(r.r, b[len(b):len(b)+k]); err != nil {
+			return Example{}, r.errf(rec, "truncated token stream: record cut short")
+		}
+		b = b[:len(b)+k]
 	}
-	b := r.buf[:size]
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		return Example{}, r.errf(rec, "truncated token stream: record cut short")
-	}
+	r.buf = b
 	ex := Example{IDs: make([]int32, n), Mask: make([]bool, n)}
 	for i := range ex.IDs {
 		var id uint32

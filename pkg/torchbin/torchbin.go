@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // File is an open checkpoint.
@@ -40,7 +41,7 @@ var legacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0
 
 // Open memory-maps a torch.save zip checkpoint and reads its pickle.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := xio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func parse(path string, b []byte) (*File, error) {
 		return nil, fmt.Errorf("%s: zip archive without <name>/data.pkl: not a torch.save checkpoint", path)
 	}
 	if bo, ok := entries[prefix+"/byteorder"]; ok {
-		v, err := readEntry(bo, 16)
+		v, err := entryBytes(b, bo, 16)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %v", path, bo.Name, err)
 		}
@@ -268,21 +269,43 @@ func entryBytes(b []byte, zf *zip.File, max int64) ([]byte, error) {
 		}
 		return b[off : off+n : off+n], nil
 	}
-	return readEntry(zf, max)
+	// A compressed entry (torch.save never compresses; a re-zipped file
+	// may) is decompressed into memory: its size is checked before
+	// anything is allocated. Weights barely compress, so an entry that
+	// claims to expand much more than MaxExpansion times is a zip bomb
+	// (a few MB of deflated zeros declaring gigabytes), not a model.
+	n := int64(zf.UncompressedSize64)
+	if n < 0 || n > max {
+		return nil, fmt.Errorf("entry declares %d bytes uncompressed, more than the %d expected", zf.UncompressedSize64, max)
+	}
+	if c := int64(zf.CompressedSize64); n > 1<<20 && (c <= 0 || n/c > MaxExpansion) {
+		return nil, fmt.Errorf("compressed entry would expand %d bytes to %d (more than %dx): refused", zf.CompressedSize64, n, MaxExpansion)
+	}
+	return readEntry(zf, n)
 }
 
-func readEntry(zf *zip.File, max int64) ([]byte, error) {
+// MaxExpansion bounds the ratio of uncompressed to compressed size of a
+// compressed zip entry of more than 1 MiB.
+const MaxExpansion = 16
+
+// readEntry decompresses an entry of exactly n bytes (its header's size)
+// into one allocation of n bytes.
+func readEntry(zf *zip.File, n int64) ([]byte, error) {
+	if n < 0 || n != int64(zf.UncompressedSize64) {
+		return nil, fmt.Errorf("entry declares %d bytes uncompressed, want %d", zf.UncompressedSize64, n)
+	}
 	r, err := zf.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("decompressing: %v", err)
 	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("entry is larger than %d bytes", max)
+	// Nothing may follow (archive/zip checks the size and CRC at EOF).
+	if k, err := r.Read(make([]byte, 1)); k != 0 || (err != nil && err != io.EOF) {
+		return nil, fmt.Errorf("entry is larger than its header says, or corrupt: %v", err)
 	}
 	return data, nil
 }
@@ -306,6 +329,12 @@ func checkView(t *TensorRef) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	// Bytes materializes the view: a broadcast view (stride 0) of a small
+	// storage must not size a huge allocation. A state dict holds real
+	// tensors, never more elements than their storage.
+	if n > t.Storage.NumElems {
+		return fmt.Errorf("view of shape %v (%d elements) is larger than its %d-element storage (a broadcast view is not supported)", t.Shape, n, t.Storage.NumElems)
 	}
 	if last >= t.Storage.NumElems {
 		return fmt.Errorf("view (offset %d, shape %v, stride %v) reaches element %d of a %d-element storage", t.Offset, t.Shape, t.Stride, last, t.Storage.NumElems)

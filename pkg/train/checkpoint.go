@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,7 +65,79 @@ type State struct {
 	Threads int    `json:"threads"` // CPU threads: results depend on them, resuming uses the same
 	Warmup  int    `json:"warmup_steps_resolved"`
 	Config  Config `json:"config"`
+	// Saving is how the run writes checkpoints (--save-every,
+	// --save-limit): not part of the trajectory, but a resumed run keeps
+	// doing it unless told otherwise.
+	Saving Saving `json:"saving"`
 }
+
+// Saving is the checkpointing of a run.
+type Saving struct {
+	Every int `json:"save_every"` // steps between checkpoints (0: none)
+	Limit int `json:"save_limit"` // newest checkpoints kept (0: all)
+}
+
+// Limits on what a trainer_state.json may say: it is read from disk and
+// not trusted to size anything.
+const (
+	maxStateBytes = 1 << 20
+	maxThreads    = 4096
+	maxEpochs     = 1 << 20
+	maxSteps      = 1 << 40
+	maxSeqLen     = 1 << 20
+	maxBatch      = 1 << 24
+)
+
+// CheckState checks what a checkpoint's state says on its own (before the
+// model or the data are looked at): the format, the counters' ranges, the
+// optimizer file's name and a configuration within sane limits. Restore
+// checks the rest against the data.
+func CheckState(s *State) error {
+	c := s.Config
+	b := c.Batch
+	switch {
+	case s.Format != StateFormat || s.Version != StateVersion:
+		return fmt.Errorf("not a trainer state of format %s version %d", StateFormat, StateVersion)
+	case s.TotalSteps < 1 || s.TotalSteps > maxSteps:
+		return fmt.Errorf("total_steps %d is outside [1, %d]", s.TotalSteps, int64(maxSteps))
+	case s.Step < 0 || s.Step > s.TotalSteps:
+		return fmt.Errorf("step %d is outside [0, total_steps %d]", s.Step, s.TotalSteps)
+	case s.Finished != (s.Step == s.TotalSteps):
+		return fmt.Errorf("finished is %v at step %d of %d", s.Finished, s.Step, s.TotalSteps)
+	case s.Epoch < 0 || s.Epoch > s.Step:
+		return fmt.Errorf("epoch %d is outside [0, step %d]", s.Epoch, s.Step)
+	case s.BatchIdx < 0 || s.BatchIdx > s.Step:
+		return fmt.Errorf("batch_in_epoch %d is outside [0, step %d]", s.BatchIdx, s.Step)
+	case s.Optimizer.Step < 0 || s.Optimizer.Step > int64(s.Step):
+		return fmt.Errorf("optimizer.step %d is outside [0, step %d]", s.Optimizer.Step, s.Step)
+	case s.Optimizer.File != "" && !plainName(s.Optimizer.File):
+		return fmt.Errorf("optimizer.file %q is not a file name inside the checkpoint", s.Optimizer.File)
+	case s.Threads < 0 || s.Threads > maxThreads:
+		return fmt.Errorf("threads %d is outside [0, %d]", s.Threads, maxThreads)
+	case !finiteNonNeg(s.Elapsed) || s.TokensSeen < 0:
+		return fmt.Errorf("elapsed %v or tokens_seen %d is not a non-negative number", s.Elapsed, s.TokensSeen)
+	case s.Warmup < 0 || s.Warmup > s.TotalSteps:
+		return fmt.Errorf("warmup_steps_resolved %d is outside [0, total_steps %d]", s.Warmup, s.TotalSteps)
+	case c.Epochs > maxEpochs || c.MaxSteps > maxSteps || c.WarmupSteps > maxSteps:
+		return fmt.Errorf("config: epochs %d, max_steps %d or warmup_steps %d is too large", c.Epochs, c.MaxSteps, c.WarmupSteps)
+	case b.SeqLen > maxSeqLen || b.MicroBatch > maxBatch || b.BatchSize > maxBatch || b.BatchTokens > maxBatch*maxSeqLen/1024:
+		return fmt.Errorf("config: seq_len %d, micro_batch %d, batch_size %d or batch_tokens %d is too large", b.SeqLen, b.MicroBatch, b.BatchSize, b.BatchTokens)
+	case s.Saving.Every < 0 || s.Saving.Limit < 0:
+		return fmt.Errorf("saving: save_every %d or save_limit %d is negative", s.Saving.Every, s.Saving.Limit)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config: %v", err)
+	}
+	return nil
+}
+
+// plainName reports whether name is one file name: no separator, not "."
+// or "..", nothing that would reach outside the checkpoint directory.
+func plainName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\\x00") && filepath.IsLocal(name)
+}
+
+func finiteNonNeg(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
 
 // State captures the trainer's state.
 func (t *Trainer) State(lastLoss float64) *State {
@@ -77,24 +151,38 @@ func (t *Trainer) State(lastLoss float64) *State {
 	s.Data.Fingerprint = t.Data.Header.FingerprintHex()
 	s.Model.Source, s.Model.WeightsDType = t.Source, "float32"
 	s.Optimizer.Type, s.Optimizer.File, s.Optimizer.Step = "adamw", OptimizerFile, t.Opt.Step
+	s.Saving = t.Saving
 	return s
 }
 
 // ReadState reads dir/trainer_state.json.
 func ReadState(dir string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	b, err := readSmall(filepath.Join(dir, StateFile), maxStateBytes)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a trainer checkpoint (no %s)", dir, StateFile)
 		}
 		return nil, err
 	}
-	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := ParseState(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, StateFile), err)
 	}
-	if s.Format != StateFormat || s.Version != StateVersion {
-		return nil, fmt.Errorf("%s: not a trainer state of format %s version %d", filepath.Join(dir, StateFile), StateFormat, StateVersion)
+	return s, nil
+}
+
+// ParseState decodes and checks (CheckState) the bytes of a
+// trainer_state.json.
+func ParseState(b []byte) (*State, error) {
+	if len(b) > maxStateBytes {
+		return nil, fmt.Errorf("%d bytes; a trainer state is at most %d", len(b), maxStateBytes)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	if err := CheckState(&s); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
@@ -258,6 +346,21 @@ func (t *Trainer) Restore(dir string, s *State) error {
 	if s.Model.WeightsDType != "float32" {
 		return fmt.Errorf("%s holds %s weights; resuming needs the float32 master weights of a checkpoint-N directory", dir, s.Model.WeightsDType)
 	}
+	// The data position must be one this data set has: an epoch of the
+	// run and a global batch of that epoch.
+	where := filepath.Join(dir, StateFile)
+	if s.Step >= s.TotalSteps {
+		return fmt.Errorf("%s: step %d: the run is over (%d steps) but the state is not marked finished", where, s.Step, s.TotalSteps)
+	}
+	if t.Cfg.MaxSteps <= 0 && s.Epoch >= t.Cfg.Epochs {
+		return fmt.Errorf("%s: epoch %d is past the run's %d epochs", where, s.Epoch, t.Cfg.Epochs)
+	}
+	if n := len(t.epochBatches(s.Epoch)); s.BatchIdx >= n {
+		return fmt.Errorf("%s: batch_in_epoch %d, but epoch %d has %d batches", where, s.BatchIdx, s.Epoch, n)
+	}
+	if s.Optimizer.File == "" {
+		return fmt.Errorf("%s: no optimizer state (optimizer.file is empty); resuming needs a checkpoint-N directory", where)
+	}
 	if err := t.LoadOptimizer(filepath.Join(dir, s.Optimizer.File), s.Optimizer.Step); err != nil {
 		return err
 	}
@@ -368,11 +471,14 @@ func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(out, ".final.tmp-")
+	// xio's temporary directory (".final.tmp-*", locked while written, so
+	// that a killed run's is cleaned by the next one).
+	td, err := xio.CreateDir(filepath.Join(out, "final"))
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer td.Abort()
+	tmp := td.Path
 	if err := t.writeInto(tmp, dtype, dtype == "float32", lastLoss); err != nil {
 		return err
 	}
@@ -403,7 +509,15 @@ func PruneCheckpoints(out string, keep int) error {
 		return err
 	}
 	for len(cks) > keep {
-		if err := os.RemoveAll(cks[0]); err != nil {
+		// Renamed out of the way first (one atomic step), then removed: a
+		// kill never leaves a partial checkpoint-N under its own name, and
+		// the hidden leftover is cleaned by the next run (xio.CleanStaleDir).
+		gone := filepath.Join(out, "."+filepath.Base(cks[0])+xio.TempInfix+"pruned")
+		os.RemoveAll(gone)
+		if err := os.Rename(cks[0], gone); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(gone); err != nil {
 			return err
 		}
 		cks = cks[1:]
@@ -411,12 +525,37 @@ func PruneCheckpoints(out string, keep int) error {
 	return nil
 }
 
+// readSmall reads a file of at most limit bytes, refusing a bigger one or
+// anything that is not a regular file (a FIFO would block).
+func readSmall(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes; at most %d expected", path, fi.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s: more than %d bytes", path, limit)
+	}
+	return b, err
+}
+
 // ReadModelFiles reads the tokenizer files present in a model directory
 // (TokenizerFiles), to be written into every checkpoint.
 func ReadModelFiles(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, name := range TokenizerFiles {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := xio.ReadRegular(filepath.Join(dir, name), 1<<30)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/llama"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 const trainSummary = `Fine-tunes a LLaMA-architecture model (a Hugging Face model directory) on a
@@ -260,6 +261,13 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		if cfg, err = configFromFlags(f, set, st.Config, true); err != nil {
 			return err
 		}
+		// Checkpointing goes on as the run was started, unless changed.
+		if !set["save-every"] {
+			f.saveEvery = st.Saving.Every
+		}
+		if !set["save-limit"] {
+			f.saveLimit = st.Saving.Limit
+		}
 	} else {
 		if f.model == "" {
 			return cli.Usagef("--model DIR is required (or --resume DIR)")
@@ -322,6 +330,10 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		return err
 	}
 	tr.Source, tr.Files, tr.Threads = source, files, f.common.Workers
+	tr.Saving = Saving{Every: f.saveEvery, Limit: f.saveLimit}
+	// What killed runs left in OUT (hidden temporary checkpoint, final
+	// and pruned directories) goes now; a live writer's is locked.
+	xio.CleanStaleDir(f.out)
 	if st != nil {
 		if err := tr.Restore(ck, st); err != nil {
 			return err

@@ -80,14 +80,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max steps %d is negative", c.MaxSteps)
 	case !(c.LR >= 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("learning rate %v is not a non-negative number", c.LR)
-	case c.WarmupRatio < 0 || c.WarmupRatio > 1:
+	case !(c.WarmupRatio >= 0 && c.WarmupRatio <= 1): // NaN fails too
 		return fmt.Errorf("warmup ratio %v is outside [0, 1]", c.WarmupRatio)
-	case c.WeightDecay < 0:
-		return fmt.Errorf("weight decay %v is negative", c.WeightDecay)
-	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1:
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight decay %v is not a non-negative number", c.WeightDecay)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1 && c.Beta2 >= 0 && c.Beta2 < 1):
 		return fmt.Errorf("Adam betas (%v, %v) must be in [0, 1)", c.Beta1, c.Beta2)
-	case c.Eps <= 0:
-		return fmt.Errorf("Adam epsilon %v must be positive", c.Eps)
+	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
+		return fmt.Errorf("Adam epsilon %v must be a positive number", c.Eps)
+	case math.IsNaN(c.MaxGradNorm) || math.IsInf(c.MaxGradNorm, 0):
+		return fmt.Errorf("max grad norm %v is not a number", c.MaxGradNorm)
 	case c.LossReduction != ReduceTokens && c.LossReduction != ReduceHF:
 		return fmt.Errorf("unknown loss reduction %q (want %s or %s)", c.LossReduction, ReduceTokens, ReduceHF)
 	}
@@ -134,6 +136,9 @@ type Trainer struct {
 	// Threads is the CPU thread count of the model's backend (recorded:
 	// the CPU results depend on how the work is split).
 	Threads int
+	// Saving is recorded in checkpoints, so that a resumed run keeps
+	// writing them.
+	Saving Saving
 
 	Step       int     // optimizer steps done
 	Epoch      int     // data position: epoch of the next step (0-based)

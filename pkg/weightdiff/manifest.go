@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // ManifestName is the manifest file in a diff directory.
@@ -137,7 +138,7 @@ func ParseManifest(b []byte) (*Manifest, error) {
 // ReadManifest reads dir/weightdiff.json; it returns nil, nil when absent.
 func ReadManifest(dir string) (*Manifest, error) {
 	p := filepath.Join(dir, ManifestName)
-	b, err := os.ReadFile(p)
+	b, err := xio.ReadRegular(p, 64<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

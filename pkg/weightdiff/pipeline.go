@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
 )
 
@@ -130,6 +131,7 @@ func run(ctx context.Context, workers int, plans []*tplan, compute func(*task), 
 	work := make(chan *task)
 	ordered := make(chan *task, 2*workers)
 	go func() {
+		defer cli.Guard()
 		defer close(work)
 		defer close(ordered)
 		for _, tp := range plans {
@@ -158,6 +160,7 @@ func run(ctx context.Context, workers int, plans []*tplan, compute func(*task), 
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
+			defer cli.Guard()
 			defer wg.Done()
 			for t := range work {
 				func() {
@@ -336,7 +339,7 @@ func copyAux(dst string, srcs ...string) ([]string, error) {
 	var copied []string
 	for _, name := range auxFiles {
 		for _, src := range srcs {
-			b, err := os.ReadFile(filepath.Join(src, name))
+			b, err := xio.ReadRegular(filepath.Join(src, name), 1<<30)
 			if err != nil {
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -124,6 +125,38 @@ func (x *xorData) frames(t *ManifestTensor) ([][]byte, error) {
 }
 
 var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
+
+// decodeFrame decompresses one xor frame that must hold exactly want
+// bytes. The frame's declared content size is checked first (make writes
+// it), so a small hostile frame cannot expand to gigabytes before the
+// length check.
+func decodeFrame(frame []byte, want int64) ([]byte, error) {
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil {
+		return nil, err
+	}
+	if h.HasFCS {
+		if h.FrameContentSize != uint64(want) {
+			return nil, fmt.Errorf("frame declares %d bytes, want %d", h.FrameContentSize, want)
+		}
+		return zdec.DecodeAll(frame, make([]byte, 0, want))
+	}
+	// No declared size (the encoder leaves it out of tiny frames):
+	// stream it, reading at most want+1 bytes.
+	d, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(want)+1<<20))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	x, err := io.ReadAll(io.LimitReader(d, want+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(x)) > want {
+		return nil, fmt.Errorf("frame holds more than %d bytes", want)
+	}
+	return x, nil
+}
 
 // Recover applies a diff to the raw model and writes the recovered model.
 func Recover(ctx context.Context, opt RecoverOptions) (*Summary, error) {
@@ -452,7 +485,7 @@ func computeRecoverXor(t *task) {
 		t.err = fmt.Errorf("tensor %q: frame %d is missing", tp.name, t.idx)
 		return
 	}
-	x, err := zdec.DecodeAll(tp.frames[t.idx], make([]byte, 0, want))
+	x, err := decodeFrame(tp.frames[t.idx], want)
 	if err != nil {
 		t.err = fmt.Errorf("tensor %q: frame %d: %v (corrupted diff?)", tp.name, t.idx, err)
 		return

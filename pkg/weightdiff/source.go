@@ -11,6 +11,7 @@ import (
 
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
 	"github.com/alpaca-go/alpaca/pkg/torchbin"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // Source is a model's tensors, read lazily: safetensors (single or sharded)
@@ -101,7 +102,7 @@ func withRotaryBuffers(raw Source, want map[string][]int64, configDirs ...string
 	sort.Strings(missing)
 	theta := 10000.0
 	for _, d := range configDirs {
-		if b, err := os.ReadFile(filepath.Join(d, "config.json")); err == nil {
+		if b, err := xio.ReadRegular(filepath.Join(d, "config.json"), 1<<20); err == nil {
 			var cfg struct {
 				RopeTheta *float64 `json:"rope_theta"`
 			}

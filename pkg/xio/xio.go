@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -104,8 +105,11 @@ type Output struct {
 	zw   *zstd.Encoder
 	f    *os.File
 	tmp  string
-	path string
+	path string // where the file goes (a symlink's target)
 	done bool
+	// direct: the output is not a regular file (a device, FIFO or
+	// socket) and is written in place, with no temporary name.
+	direct bool
 }
 
 // WantsZstd reports whether an output to path should be compressed.
@@ -134,22 +138,41 @@ func create(path string, compress bool, stdout io.Writer) (*Output, error) {
 	if IsStdio(path) {
 		w = stdout
 	} else {
-		dir, base := filepath.Split(path)
-		if dir == "" {
-			dir = "."
-		}
-		f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+		target, direct, err := ResolveOutput(path)
 		if err != nil {
 			return nil, err
 		}
-		// CreateTemp makes the file 0600; give it the usual 0666 &^ umask.
-		if err := f.Chmod(0o666 &^ umask()); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return nil, err
+		if direct {
+			// A device, FIFO or socket: write through to it; renaming a
+			// file over it would replace the node itself.
+			f, err := os.OpenFile(target, os.O_WRONLY, 0)
+			if err != nil {
+				return nil, err
+			}
+			out.f, out.direct = f, true
+			w = f
+		} else {
+			dir, base := filepath.Split(target)
+			if dir == "" {
+				dir = "."
+			}
+			f, err := os.CreateTemp(dir, "."+base+TempInfix+"*")
+			if err != nil {
+				return nil, err
+			}
+			// CreateTemp makes the file 0600; give it the usual 0666 &^ umask.
+			if err := f.Chmod(0o666 &^ umask()); err != nil {
+				f.Close()
+				os.Remove(f.Name())
+				return nil, err
+			}
+			// Held until the process ends: CleanStale leaves a locked
+			// temporary file alone (its writer is alive).
+			lock(f)
+			CleanStale(target)
+			out.f, out.tmp, out.path = f, f.Name(), target
+			w = f
 		}
-		out.f, out.tmp = f, f.Name()
-		w = f
 	}
 	if compress {
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
@@ -162,6 +185,64 @@ func create(path string, compress bool, stdout io.Writer) (*Output, error) {
 	}
 	out.Writer = bufio.NewWriterSize(w, 1<<20)
 	return out, nil
+}
+
+// TempInfix is what the temporary names of outputs being written carry:
+// ".NAME.tmp-RANDOM" beside NAME (see CleanStale).
+const TempInfix = ".tmp-"
+
+// maxLinks bounds the symlinks followed for one output name (as the
+// kernel's ELOOP limit).
+const maxLinks = 40
+
+// ResolveOutput says where an output named path goes. A symlink is
+// followed (to its final target, which may not exist yet: a dangling link
+// creates its target) so that the target is replaced, not the link, as
+// sed -i --follow-symlinks and most editors do. direct is true when the
+// target exists and is not a regular file (a device such as /dev/null, a
+// FIFO, a socket): such a node is written in place, never renamed over. A
+// directory is an error.
+func ResolveOutput(path string) (target string, direct bool, err error) {
+	target, fi, err := resolveLinks(path)
+	switch {
+	case err != nil:
+		return "", false, err
+	case fi == nil || fi.Mode().IsRegular():
+		return target, false, nil
+	case fi.IsDir():
+		return "", false, fmt.Errorf("%s: is a directory", path)
+	default:
+		return target, true, nil
+	}
+}
+
+// resolveLinks follows path's symlinks to the final name, which may not
+// exist (fi nil then).
+func resolveLinks(path string) (string, os.FileInfo, error) {
+	target := path
+	for i := 0; ; i++ {
+		fi, err := os.Lstat(target)
+		if errors.Is(err, os.ErrNotExist) {
+			return target, nil, nil
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return target, fi, nil
+		}
+		if i >= maxLinks {
+			return "", nil, fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		link, err := os.Readlink(target)
+		if err != nil {
+			return "", nil, err
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(target), link)
+		}
+		target = link
+	}
 }
 
 // Flush pushes buffered data through the compressor to the file or pipe.
@@ -187,18 +268,28 @@ func (o *Output) Commit() error {
 			err = cerr
 		}
 	}
+	if o.f != nil && o.direct {
+		if cerr := o.f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	if o.f != nil {
 		if err == nil {
 			err = o.f.Sync()
 		}
-		if cerr := o.f.Close(); err == nil {
-			err = cerr
-		}
+		// Renamed while still open (and locked), so that CleanStale never
+		// sees it unlocked under its temporary name.
 		if err == nil {
 			err = os.Rename(o.tmp, o.path)
-		}
-		if err != nil {
+			if err != nil {
+				os.Remove(o.tmp)
+			}
+		} else {
 			os.Remove(o.tmp)
+		}
+		if cerr := o.f.Close(); err == nil {
+			err = cerr
 		}
 	}
 	return err
@@ -212,7 +303,9 @@ func (o *Output) Abort() {
 	o.done = true
 	if o.f != nil {
 		o.f.Close()
-		os.Remove(o.tmp)
+		if !o.direct {
+			os.Remove(o.tmp)
+		}
 		return
 	}
 	if o.Writer != nil {
@@ -256,10 +349,17 @@ func AtomicWriteFile(path string, data []byte) error {
 type Dir struct {
 	Final string // where it will be
 	Path  string // where it is being written
+	lockf *os.File
 }
 
 // CreateDir starts the directory final (its parents are created).
 func CreateDir(final string) (*Dir, error) {
+	// A symlink is followed: the directory it points to is replaced, the
+	// link stays (as for files).
+	final, _, err := resolveLinks(filepath.Clean(final))
+	if err != nil {
+		return nil, err
+	}
 	final = filepath.Clean(final)
 	parent := filepath.Dir(final)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -274,7 +374,13 @@ func CreateDir(final string) (*Dir, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &Dir{Final: final, Path: tmp}, nil
+	d := &Dir{Final: final, Path: tmp}
+	if f, err := os.Open(tmp); err == nil {
+		lock(f)
+		d.lockf = f
+	}
+	CleanStale(final)
+	return d, nil
 }
 
 // Commit puts the directory in place, replacing what was at Final.
@@ -295,8 +401,125 @@ func (d *Dir) Commit() error {
 	if old != "" {
 		os.RemoveAll(old) // best effort: the new directory is in place
 	}
+	d.unlock()
 	return nil
 }
 
 // Abort removes the temporary directory.
-func (d *Dir) Abort() { os.RemoveAll(d.Path) }
+func (d *Dir) Abort() {
+	os.RemoveAll(d.Path)
+	d.unlock()
+}
+
+func (d *Dir) unlock() {
+	if d.lockf != nil {
+		d.lockf.Close()
+		d.lockf = nil
+	}
+}
+
+// lock takes an exclusive flock on f, held while f is open (the kernel
+// drops it when the process dies, however it dies).
+func lock(f *os.File) {
+	syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
+
+// staleAge is how old an unlocked temporary name must be before CleanStale
+// removes it: a writer locks its file right after creating it, and this
+// margin covers that instant.
+const staleAge = 10 * time.Second
+
+// CleanStale removes what killed runs left beside final: unlocked
+// ".BASE.tmp-*" files and directories (the temporary names of Create and
+// CreateDir, and the ".old" names of Dir.Commit) older than a few seconds.
+// A live writer holds a lock on its temporary name, so it is never touched.
+// Errors are ignored: cleaning is best effort.
+func CleanStale(final string) {
+	dir, base := filepath.Split(filepath.Clean(final))
+	cleanStale(dir, "."+base+TempInfix)
+}
+
+// CleanStaleDir is CleanStale for every name in dir: it removes all the
+// unlocked ".*.tmp-*" entries there (for a directory one program owns, such
+// as the trainer's output directory).
+func CleanStaleDir(dir string) { cleanStale(dir, "") }
+
+func cleanStale(dir, prefix string) {
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if prefix != "" && !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if !strings.HasPrefix(name, ".") || !strings.Contains(name, TempInfix) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if err != nil || time.Since(fi.ModTime()) < staleAge {
+			continue
+		}
+		if fi.Mode()&os.ModeSymlink != 0 || !(fi.Mode().IsRegular() || fi.IsDir()) {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close() // a live writer holds it
+			continue
+		}
+		os.RemoveAll(p)
+		f.Close()
+	}
+}
+
+// OpenRegular opens path for reading and refuses anything that is not a
+// regular file: a FIFO named where a model file is expected would block
+// the open or the read forever, a device would be read without end. The
+// open itself does not block (O_NONBLOCK, cleared on a regular file).
+func OpenRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadRegular reads a whole regular file (see OpenRegular) of at most
+// limit bytes.
+func ReadRegular(path string, limit int64) ([]byte, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: more than %d bytes", path, limit)
+	}
+	return b, nil
+}
