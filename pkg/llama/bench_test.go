@@ -16,6 +16,8 @@ var benchConfigs = []struct {
 }{
 	{"s1-d256-l4-v8k", benchCfg(256, 688, 4, 8, 8, 8000), 4, 128, 64},
 	{"s2-d512-l4-gqa-v32k", benchCfg(512, 1376, 4, 8, 4, 32000), 2, 256, 128},
+	{"m19-d256-l4-gqa-v32k", benchCfg(256, 688, 4, 8, 4, 32000), 8, 256, 128},
+	{"m110-d768-l12-gqa-v32k", benchCfg(768, 1536, 12, 12, 4, 32000), 4, 512, 256},
 }
 
 func benchCfg(d, i, l, h, kv, v int) Config {

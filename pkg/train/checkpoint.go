@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
 	"github.com/alpaca-go/alpaca/pkg/xio"
 )
@@ -176,16 +178,13 @@ func (t *Trainer) SaveOptimizer(path string) error {
 	if err != nil {
 		return err
 	}
-	for i, p := range t.params {
+	host := make([]float32, optChunk)
+	for _, p := range t.params {
 		for _, part := range []struct {
 			suffix string
-			v      []float32
-		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
-			data, err := safetensors.EncodeFloat32(safetensors.F32, part.v)
-			if err == nil {
-				err = w.WriteTensor(p.Name+part.suffix, data)
-			}
-			if err != nil {
+			v      backend.Buffer
+		}{{".exp_avg", t.Opt.ExpAvg}, {".exp_avg_sq", t.Opt.ExpAvgSq}} {
+			if err := llama.StreamTensor(t.be, w, p.Name+part.suffix, part.v.Slice(p.Off, p.Off+p.N), safetensors.F32, host); err != nil {
 				w.Abort()
 				return err
 			}
@@ -194,6 +193,9 @@ func (t *Trainer) SaveOptimizer(path string) error {
 	return w.Commit()
 }
 
+// optChunk is the number of elements SaveOptimizer downloads at once.
+const optChunk = 1 << 20
+
 // LoadOptimizer reads the moments written by SaveOptimizer.
 func (t *Trainer) LoadOptimizer(path string, step int64) error {
 	f, err := safetensors.Open(path)
@@ -201,19 +203,19 @@ func (t *Trainer) LoadOptimizer(path string, step int64) error {
 		return fmt.Errorf("optimizer state: %w", err)
 	}
 	defer f.Close()
-	for i, p := range t.params {
+	for _, p := range t.params {
 		for _, part := range []struct {
 			suffix string
-			dst    []float32
-		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
+			dst    backend.Buffer
+		}{{".exp_avg", t.Opt.ExpAvg}, {".exp_avg_sq", t.Opt.ExpAvgSq}} {
 			v, err := f.Float32(p.Name + part.suffix)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			if len(v) != len(part.dst) {
-				return fmt.Errorf("%s: %s has %d values, the model's parameter %d", path, p.Name+part.suffix, len(v), len(part.dst))
+			if len(v) != p.N {
+				return fmt.Errorf("%s: %s has %d values, the model's parameter %d", path, p.Name+part.suffix, len(v), p.N)
 			}
-			copy(part.dst, v)
+			t.be.Upload(part.dst.Slice(p.Off, p.Off+p.N), v)
 		}
 	}
 	t.Opt.Step = step
@@ -228,15 +230,16 @@ func LoadWeights(m Model, dir string) error {
 		return err
 	}
 	defer f.Close()
+	w := m.Weights()
 	for _, p := range m.Params() {
 		v, err := f.Float32(p.Name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dir, err)
 		}
-		if len(v) != len(p.W) {
-			return fmt.Errorf("%s: %s has %d values, the model %d", dir, p.Name, len(v), len(p.W))
+		if len(v) != p.N {
+			return fmt.Errorf("%s: %s has %d values, the model %d", dir, p.Name, len(v), p.N)
 		}
-		copy(p.W, v)
+		m.Backend().Upload(w.Slice(p.Off, p.Off+p.N), v)
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ trap 'rm -rf "$tmp"' EXIT
 configs=(
   "s1-d256-l4-v8k 256 688 4 8 8 8000 4 128 64"
   "s2-d512-l4-gqa-v32k 512 1376 4 8 4 32000 2 256 128"
+  "m19-d256-l4-gqa-v32k 256 688 4 8 4 32000 8 256 128"
+  "m110-d768-l12-gqa-v32k 768 1536 12 12 4 32000 4 512 256"
 )
 
 timev() { # timev OUTFILE cmd... ; stdout to OUTFILE, peak RSS (KiB) on stdout
