@@ -41,7 +41,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case "plot":
 			return PlotMain(args[1:], stdin, stdout, stderr)
 		case "init":
-			return llama.InitMain(args[1:], stdout, stderr)
+			return InitMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}

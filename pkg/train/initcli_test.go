@@ -1,17 +1,19 @@
-package llama
+package train
 
 import (
 	"bytes"
-	"github.com/alpaca-go/alpaca/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alpaca-go/alpaca/internal/testutil"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 // sharedTokenizer finds ../shared/data/llama-tokenizer.model from the
 // module root, or skips.
-func sharedTokenizer(t *testing.T) string {
+func sharedLlamaTokenizer(t *testing.T) string {
 	t.Helper()
 	return testutil.SharedData(t, "llama-tokenizer.model")
 }
@@ -70,7 +72,7 @@ func TestInitCLI(t *testing.T) {
 					outDir = tc.args[i+1]
 				}
 			}
-			m, err := Load(outDir)
+			m, err := llama.Load(outDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +84,7 @@ func TestInitCLI(t *testing.T) {
 }
 
 func TestInitCLIWithLlamaTokenizer(t *testing.T) {
-	tok := sharedTokenizer(t)
+	tok := sharedLlamaTokenizer(t)
 	n, err := CountSentencePieces(tok)
 	if err != nil || n != 32000 {
 		t.Fatalf("pieces %d err %v, want 32000", n, err)
@@ -92,7 +94,7 @@ func TestInitCLIWithLlamaTokenizer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	m, err := Load(out)
+	m, err := llama.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,27 +112,6 @@ func TestInitCLIWithLlamaTokenizer(t *testing.T) {
 	if code, _, errs := runInitCLI("--config", cfg, "--tokenizer", tok, "--out", out+"2"); code != 1 || !strings.Contains(errs, "32000 pieces") {
 		t.Errorf("vocab mismatch: %d %s", code, errs)
 	}
-}
-
-func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte(`{"hidden_size":64,"intermediate_size":100,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100}`))
-	f.Add([]byte(`{"num_key_value_heads":null,"rope_scaling":null}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig(data)
-		if err != nil {
-			return
-		}
-		if c.Validate() != nil {
-			t.Fatal("ParseConfig returned an invalid config")
-		}
-		b, err := c.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParseConfig(b); err != nil {
-			t.Fatalf("re-parse: %v\n%s", err, b)
-		}
-	})
 }
 
 func FuzzCountSentencePieces(f *testing.F) {
