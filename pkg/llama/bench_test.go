@@ -1,9 +1,12 @@
 package llama
 
 import (
+	"math"
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"github.com/alpaca-go/alpaca/pkg/backend"
 )
 
 // benchConfigs are the shapes scripts/bench/trainer.sh compares with
@@ -51,7 +54,9 @@ func benchBatch(V, B, T, ex int) *Batch {
 	return b
 }
 
-// BenchmarkStep times one ForwardBackward (+ZeroGrad) per op.
+// BenchmarkStep times one ForwardBackward (+ZeroGrad) per op; with
+// BENCH_OPT=1 the whole trainer step: also the global gradient norm,
+// clipping to 1 and an AdamW update over the arenas (what pkg/train runs).
 // BENCH_CONFIG=name limits it to one config.
 func BenchmarkStep(b *testing.B) {
 	for _, bc := range benchConfigs {
@@ -61,15 +66,36 @@ func BenchmarkStep(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			m := New(bc.cfg, 1)
 			batch := benchBatch(bc.cfg.VocabSize, bc.B, bc.T, bc.example)
-			if _, _, err := m.ForwardBackward(batch, 1); err != nil {
-				b.Fatal(err)
+			opt := os.Getenv("BENCH_OPT") == "1"
+			be := m.Backend()
+			var spans []backend.Span
+			var mom, vel backend.Buffer
+			if opt {
+				for _, p := range m.Params() {
+					spans = append(spans, p.Span(len(p.Shape) > 1))
+				}
+				mom, _ = be.Alloc(backend.F32, m.ArenaLen())
+				vel, _ = be.Alloc(backend.F32, m.ArenaLen())
 			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			step := int64(0)
+			run := func() {
 				m.ZeroGrad()
-				if _, _, err := m.ForwardBackward(batch, 1); err != nil {
+				if _, _, err := m.ForwardBackward(batch, 1/float32(bc.B*bc.T)); err != nil {
 					b.Fatal(err)
 				}
+				if opt {
+					norm := math.Sqrt(be.SumSquares(m.Grads(), spans))
+					if c := 1 / (norm + 1e-6); c < 1 {
+						be.Scale(m.Grads(), float32(c))
+					}
+					step++
+					be.AdamW(m.Weights(), m.Grads(), mom, vel, spans, backend.AdamW{LR: 1e-5, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: step})
+				}
+			}
+			run()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run()
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(float64(bc.B*bc.T)/sec, "tok/s")
