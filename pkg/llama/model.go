@@ -98,28 +98,33 @@ func NewOn(cfg Config, seed int64, be backend.Backend) *Model {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := make([]float32, p.N)
-			if len(p.Shape) == 1 {
-				for j := range w {
-					w[j] = 1
+			// generated and uploaded in chunks: no host copy of the model
+			w := make([]float32, min(p.N, 1<<16))
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(i)+0x9e3779b97f4a7c15))
+			pad, hasPad := cfg.PadTokenID()
+			hasPad = hasPad && p == m.embed && pad >= 0 && pad < cfg.VocabSize
+			for off := 0; off < p.N; off += len(w) {
+				c := w[:min(len(w), p.N-off)]
+				for j := range c {
+					if len(p.Shape) == 1 {
+						c[j] = 1
+					} else {
+						c[j] = float32(r.NormFloat64() * std)
+					}
+					if hasPad && (off+j)/cfg.HiddenSize == pad {
+						c[j] = 0
+					}
 				}
-			} else {
-				r := rand.New(rand.NewPCG(uint64(seed), uint64(i)+0x9e3779b97f4a7c15))
-				for j := range w {
-					w[j] = float32(r.NormFloat64() * std)
-				}
-				if pad, ok := cfg.PadTokenID(); ok && p == m.embed && pad >= 0 && pad < cfg.VocabSize {
-					clear(w[pad*cfg.HiddenSize : (pad+1)*cfg.HiddenSize])
-				}
+				m.be.Upload(p.w.Slice(off, off+len(c)), c)
 			}
-			m.be.Upload(p.w, w)
 		}()
 	}
 	wg.Wait()
 	return m
 }
 
-// shapes lists the parameters of cfg in HF state_dict order.
+// makeParams lists the parameters of the config in HF state_dict order and
+// lays them out in the arenas.
 func (m *Model) makeParams() {
 	cfg := m.Config
 	D, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
