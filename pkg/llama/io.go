@@ -234,8 +234,9 @@ func (m *Model) writeWeights(dir string, dt safetensors.DType, maxShardBytes int
 	return safetensors.WriteIndex(dir, index)
 }
 
-// saveChunk is the number of elements Save downloads and encodes at once.
-const saveChunk = 1 << 20
+// saveChunk is the number of elements Save downloads and encodes at once
+// (a variable so that tests can make chunks smaller than tensors).
+var saveChunk = 1 << 20
 
 func maxN(ps []*Param) int {
 	n := 0

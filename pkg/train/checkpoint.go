@@ -193,8 +193,9 @@ func (t *Trainer) SaveOptimizer(path string) error {
 	return w.Commit()
 }
 
-// optChunk is the number of elements SaveOptimizer downloads at once.
-const optChunk = 1 << 20
+// optChunk is the number of elements SaveOptimizer downloads at once (a
+// variable so that tests can make chunks smaller than tensors).
+var optChunk = 1 << 20
 
 // LoadOptimizer reads the moments written by SaveOptimizer.
 func (t *Trainer) LoadOptimizer(path string, step int64) error {

@@ -7,7 +7,8 @@
 # (backward, clip_grad_norm_, torch.optim.AdamW) with the same thread count,
 # shapes and packed batch, in one run. Prints ms/step, tokens/s, peak RSS
 # and the time ratio ours/torch (the goal: 0.5, twice torch's tokens/s).
-# CONFIGS (space-separated names) limits the configs run.
+# CONFIGS (space-separated names) limits the configs run; VARIANTS (e.g.
+# "default") limits our builds.
 #
 # Our side is pkg/llama's BenchmarkStep built as a test binary three ways:
 # go-default: the default CGO_ENABLED=0 build (pure-Go blocked SGEMM with the
@@ -46,11 +47,13 @@ timev() { # timev OUTFILE cmd... ; stdout to OUTFILE, peak RSS (KiB) on stdout
   fi
 }
 
-variants=("default" "gonum")
+variants=(${VARIANTS:-default gonum})
 if ! "$GO" version >/dev/null 2>&1; then echo "trainer bench: no Go toolchain ($GO); skipped"; exit 0; fi
 CGO_ENABLED=0 "$GO" test -c -o "$tmp/llama-default.test" ./pkg/llama || exit 1
 CGO_ENABLED=0 "$GO" test -tags purego -c -o "$tmp/llama-gonum.test" ./pkg/llama || exit 1
-if CGO_ENABLED=1 "$GO" test -tags openblas -c -o "$tmp/llama-openblas.test" ./pkg/llama 2>"$tmp/cgo.err"; then
+if [ -n "${VARIANTS:-}" ]; then
+  :
+elif CGO_ENABLED=1 "$GO" test -tags openblas -c -o "$tmp/llama-openblas.test" ./pkg/llama 2>"$tmp/cgo.err"; then
   variants+=("openblas")
 else
   echo "note: OpenBLAS build failed (no cgo or libopenblas-dev?); pure Go only"
