@@ -202,7 +202,7 @@ func TestRoPE(t *testing.T) {
 		g := rnd(r, len(x), 1)
 		gt := append([]float32(nil), g...)
 		c.rope(gt, pos, rows, heads, hd, cos, sin, true)
-		if a, b := dot64(f64(y), f64(g)), dot64(f64(x), f64(gt)); math.Abs(a-b) > 1e-5*math.Abs(a)+1e-5 {
+		if a, b := dot64(f64(y), f64(g)), dot64(f64(x), f64(gt)); !(math.Abs(a-b) <= 1e-5*math.Abs(a)+1e-5) {
 			t.Errorf("%s: <Rx,g>=%g != <x,R^T g>=%g", name, a, b)
 		}
 		c.rope(y, pos, rows, heads, hd, cos, sin, true)
@@ -357,7 +357,7 @@ func TestCrossEntropy(t *testing.T) {
 	for name, c := range backends() {
 		d := make([]float32, len(logits))
 		loss, n := c.crossEntropy(d, logits, targets, rows, V, 0.25)
-		if n != 4 || math.Abs(loss-want) > 1e-5*want {
+		if n != 4 || !(testutil.RelErr(loss, want, 0) <= 1e-5) {
 			t.Errorf("%s: loss %g n %d, want %g 4", name, loss, n, want)
 		}
 		check(t, name+" dlogits", d, g, 1e-5)
@@ -401,9 +401,11 @@ func TestExpf(t *testing.T) {
 	worst := 0.0
 	for x := float32(-87); x < 88.5; x += 0.00731 {
 		got, want := float64(expf(x)), math.Exp(float64(x))
-		worst = math.Max(worst, math.Abs(got-want)/want)
+		if e := testutil.RelErr(got, want, 0); !(e <= worst) {
+			worst = e
+		}
 	}
-	if worst > 1.5e-7 {
+	if !(worst <= 1.5e-7) {
 		t.Errorf("expf worst rel err %.3g", worst)
 	}
 	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
@@ -420,7 +422,7 @@ func TestExpf(t *testing.T) {
 		expSub(y, 0.5)
 		for i, v := range x {
 			w := math.Exp(float64(v - 0.5))
-			if math.Abs(float64(y[i])-w) > 1.5e-7*w {
+			if !(math.Abs(float64(y[i])-w) <= 1.5e-7*w) {
 				t.Fatalf("expSub n=%d: exp(%g) = %g, want %g", n, v-0.5, y[i], w)
 			}
 		}
