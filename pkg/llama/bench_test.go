@@ -103,3 +103,60 @@ func BenchmarkStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecode times the inference path on the m19 shapes: a 128-token
+// prefill (Feed), one decoding step of one sequence, and one FeedBatch step
+// of 8 sequences, per op.
+func BenchmarkDecode(b *testing.B) {
+	cfg := benchCfg(256, 688, 4, 8, 4, 32000)
+	m := New(cfg, 1)
+	toks := make([]int32, 128)
+	for i := range toks {
+		toks[i] = int32((i*131 + 7) % cfg.VocabSize)
+	}
+	caches := make([]*KVCache, 8)
+	for i := range caches {
+		caches[i], _ = m.NewKVCache(cfg.MaxPositionEmbeddings)
+	}
+	step := make([]int32, len(caches))
+	b.Run("prefill128", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			caches[0].Truncate(0)
+			if _, err := m.Feed(caches[0], toks); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(toks))/b.Elapsed().Seconds(), "tok/s")
+	})
+	b.Run("single", func(b *testing.B) {
+		c := caches[0]
+		c.Truncate(0)
+		m.Feed(c, toks[:64])
+		for i := 0; i < b.N; i++ {
+			if c.Len() == c.Cap() {
+				c.Truncate(64)
+			}
+			if _, err := m.FeedBatch(caches[:1], step[:1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+	})
+	b.Run("batch8", func(b *testing.B) {
+		for _, c := range caches {
+			c.Truncate(0)
+			m.Feed(c, toks[:64])
+		}
+		for i := 0; i < b.N; i++ {
+			if caches[0].Len() == caches[0].Cap() {
+				for _, c := range caches {
+					c.Truncate(64)
+				}
+			}
+			if _, err := m.FeedBatch(caches, step); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(caches))/b.Elapsed().Seconds(), "tok/s")
+	})
+}
