@@ -239,3 +239,48 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("no weights")
 	}
 }
+
+// Open of a sharded bf16 directory (index + several mapped files), and
+// Save from an opened model, round trip: the weights come back as stored.
+func TestOpenShardedAndResave(t *testing.T) {
+	dir := t.TempDir()
+	src := New(tinyConfig(false, 2), 8)
+	if err := src.SaveSharded(filepath.Join(dir, "bf"), "bfloat16", 6000); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(filepath.Join(dir, "bf"), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ref, err := Load(filepath.Join(dir, "bf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := seqTokens(9, m.Config.VocabSize)
+	if e := testutil.MaxRelErr(forwardRows(m, toks), forwardRows(ref, toks)); e != 0 {
+		t.Errorf("sharded bf16: logits differ from the fp32 load by %.3g", e)
+	}
+	if err := m.Save(filepath.Join(dir, "again"), "bfloat16"); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(filepath.Join(dir, "again"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ref.Params() {
+		testutil.CloseRel(t, p.Name, back.ReadWeights(back.Params()[i]), ref.ReadWeights(p), 0)
+	}
+	// float32 files are mapped as they are
+	if err := src.Save(filepath.Join(dir, "f32"), ""); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(filepath.Join(dir, "f32"), OpenOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if e := testutil.MaxRelErr(forwardRows(f, toks), forwardRows(src, toks)); !(e <= inferTol) {
+		t.Errorf("f32 open: logits differ by %.3g", e)
+	}
+}
