@@ -157,7 +157,8 @@ func ListCheckpoints(dir string) ([]string, error) {
 
 // SaveOptimizer writes the AdamW moments to path as safetensors:
 // "<param>.exp_avg" and "<param>.exp_avg_sq" (F32, the parameter's shape),
-// streamed one tensor at a time and renamed into place at the end.
+// each parameter's view of the moment arenas downloaded and written in chunks
+// of optChunk elements, the file renamed into place at the end.
 func (t *Trainer) SaveOptimizer(path string) error {
 	var infos []safetensors.TensorInfo
 	for _, p := range t.params {
