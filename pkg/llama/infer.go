@@ -192,6 +192,7 @@ type inferBufs struct {
 	rows                                      int
 	x, xn, q, k, v, att, h, hn, gate, up, act backend.Buffer
 	rstd, tokens, pos                         backend.Buffer
+	lse, seg                                  backend.Buffer // prefill of an empty cache
 	logits                                    backend.Buffer // grown separately
 	pos32                                     []int32
 	host                                      []float32
@@ -199,7 +200,7 @@ type inferBufs struct {
 
 func (m *Model) releaseInfer() {
 	b := &m.inf
-	for _, x := range []backend.Buffer{b.x, b.xn, b.q, b.k, b.v, b.att, b.h, b.hn, b.gate, b.up, b.act, b.rstd, b.tokens, b.pos, b.logits} {
+	for _, x := range []backend.Buffer{b.x, b.xn, b.q, b.k, b.v, b.att, b.h, b.hn, b.gate, b.up, b.act, b.rstd, b.tokens, b.pos, b.logits, b.lse, b.seg} {
 		if !x.IsNil() {
 			m.be.Free(x)
 		}
@@ -232,6 +233,7 @@ func (m *Model) ensureInfer(rows int) error {
 	b.k, b.v = f(backend.F32, rows*Dkv), f(backend.F32, rows*Dkv)
 	b.gate, b.up, b.act = f(backend.F32, rows*I), f(backend.F32, rows*I), f(backend.F32, rows*I)
 	b.rstd, b.tokens, b.pos = f(backend.F32, rows), f(backend.I32, rows), f(backend.I32, rows)
+	b.lse, b.seg = f(backend.F32, rows*c.NumAttentionHeads), f(backend.I32, rows) // seg stays all zero
 	if err != nil {
 		m.releaseInfer()
 		return fmt.Errorf("llama: inference buffers for %d positions: %w", rows, err)
@@ -251,7 +253,8 @@ func (m *Model) checkIDs(tokens []int32) error {
 }
 
 // Feed appends tokens to the sequence at positions c.Len().. (prefill goes
-// through the GEMM) and returns the logits of the last fed position (len
+// through the GEMM; into an empty cache, attention too, as in training)
+// and returns the logits of the last fed position (len
 // VocabSize). The slice is valid until the next call on m. Error when c
 // would overflow its Cap or an id is outside the vocabulary.
 func (m *Model) Feed(c *KVCache, tokens []int32) ([]float32, error) {
@@ -288,6 +291,12 @@ func (m *Model) Feed(c *KVCache, tokens []int32) ([]float32, error) {
 		return c.k[l].Slice(c.n*Dkv, (c.n+n)*Dkv), c.v[l].Slice(c.n*Dkv, (c.n+n)*Dkv), c.k[l], c.v[l]
 	}
 	x := m.decode(n, tok, pos, kv, func(l int, q, att backend.Buffer) {
+		if c.n == 0 && n > 1 {
+			// a fresh sequence: training's causal attention (the GEMM path)
+			shape := backend.AttnShape{B: 1, T: n, NH: cfg.NumAttentionHeads, NKV: cfg.NumKeyValueHeads, HD: cfg.HeadDim()}
+			m.be.Attention(att, b.lse.Slice(0, n*cfg.NumAttentionHeads), q, c.k[l].Slice(0, n*Dkv), c.v[l].Slice(0, n*Dkv), b.seg.Slice(0, n), shape)
+			return
+		}
 		m.be.AttentionCached(att, q, c.k[l], c.v[l], c.n, n, cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim())
 	})
 	// logits of the last position only
