@@ -92,6 +92,9 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
 			}
+			if len(raw) != p.N*dt.Size() {
+				return nil, fmt.Errorf("%s: tensor %q holds %d bytes, its shape %v needs %d", dir, p.Name, len(raw), p.Shape, p.N*dt.Size())
+			}
 			if canMap {
 				if b, ok := hm.WrapHost(dt, raw); ok {
 					p.w, mapped = b, true
