@@ -113,6 +113,9 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
 		}
+		if len(v) != p.N {
+			return nil, fmt.Errorf("%s: tensor %q holds %d values, its shape %v needs %d", dir, p.Name, len(v), p.Shape, p.N)
+		}
 		b, err := be.Alloc(backend.F32, p.N)
 		if err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)

@@ -88,6 +88,9 @@ func load(dir string, grads bool, be backend.Backend) (*Model, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
 			}
+			if len(b) != 4*p.N {
+				return nil, fmt.Errorf("%s: tensor %q holds %d bytes, its shape %v needs %d", dir, p.Name, len(b), p.Shape, 4*p.N)
+			}
 			m.be.UploadRaw(p.w, b)
 			st.Release(b)
 			continue
@@ -95,6 +98,9 @@ func load(dir string, grads bool, be backend.Backend) (*Model, error) {
 		w, err := st.Float32(p.Name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
+		}
+		if len(w) != p.N {
+			return nil, fmt.Errorf("%s: tensor %q holds %d values, its shape %v needs %d", dir, p.Name, len(w), p.Shape, p.N)
 		}
 		m.be.Upload(p.w, w)
 	}
