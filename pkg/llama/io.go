@@ -2,33 +2,69 @@ package llama
 
 import (
 	"fmt"
-	"github.com/alpaca-go/alpaca/pkg/xio"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/alpaca-go/alpaca/pkg/backend"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 // TokenizerFile is the tokenizer file name inside a model directory.
 const TokenizerFile = "tokenizer.model"
 
-// Load reads a Hugging Face model directory: config.json and
+// Load reads a Hugging Face model directory for training: config.json and
 // model.safetensors (or shards listed in model.safetensors.index.json);
-// F32, F16 and BF16 weights become fp32. With tied embeddings a stored
+// F32, F16 and BF16 weights become fp32 in the weight arena, and the
+// gradient arena is allocated. With tied embeddings a stored
 // lm_head.weight is ignored (HF ties it to embed_tokens). Rotary inv_freq
 // buffers of old checkpoints are skipped; any other unexpected tensor, a
 // missing one or a wrong shape is an error. TokenizerPath is set when the
-// directory holds tokenizer.model.
-func Load(dir string) (*Model, error) { return load(dir, true) }
+// directory holds tokenizer.model. It runs on the default backend.
+func Load(dir string) (*Model, error) { return load(dir, true, nil) }
+
+// LoadOn is Load on the backend be.
+func LoadOn(dir string, be backend.Backend) (*Model, error) { return load(dir, true, be) }
 
 // LoadWeights is Load without allocating gradients (half the memory), for
-// inference and conversion. Gradients are allocated by the first
-// ForwardBackward or ZeroGrad.
-func LoadWeights(dir string) (*Model, error) { return load(dir, false) }
+// conversion. Gradients are allocated by the first ForwardBackward or
+// ZeroGrad.
+func LoadWeights(dir string) (*Model, error) { return load(dir, false, nil) }
 
-func load(dir string, grads bool) (*Model, error) {
+// checkTensors checks the directory's tensors against the model's
+// parameters: names, shapes, float dtypes.
+func (m *Model) checkTensors(dir string, st *safetensors.Model) error {
+	want := map[string]*Param{}
+	for _, p := range m.params {
+		want[p.Name] = p
+	}
+	for _, name := range st.Names() {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if strings.HasSuffix(name, "rotary_emb.inv_freq") || (name == "lm_head.weight" && m.Config.TieWordEmbeddings) {
+			continue
+		}
+		return fmt.Errorf("%s: unexpected tensor %q for a LlamaForCausalLM with this config", dir, name)
+	}
+	for _, p := range m.params {
+		info, ok := st.Info(p.Name)
+		if !ok {
+			return fmt.Errorf("%s: tensor %q missing", dir, p.Name)
+		}
+		if !sameShape(info.Shape, p.Shape) {
+			return fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", dir, p.Name, info.Shape, p.Shape)
+		}
+		if !info.DType.IsFloat() {
+			return fmt.Errorf("%s: tensor %q has dtype %s, want a float type", dir, p.Name, info.DType)
+		}
+	}
+	return nil
+}
+
+func load(dir string, grads bool, be backend.Backend) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -46,36 +82,35 @@ func load(dir string, grads bool) (*Model, error) {
 	if err := cfg.CheckMemory(grads); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	m := newEmpty(cfg, grads)
-	want := map[string]*Param{}
-	for _, p := range m.params {
-		want[p.Name] = p
+	m, err := newArena(cfg, grads, be)
+	if err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
 	}
-	for _, name := range st.Names() {
-		if _, ok := want[name]; ok {
-			continue
-		}
-		if strings.HasSuffix(name, "rotary_emb.inv_freq") || (name == "lm_head.weight" && cfg.TieWordEmbeddings) {
-			continue
-		}
-		return nil, fmt.Errorf("%s: unexpected tensor %q for a LlamaForCausalLM with this config", dir, name)
+	if err := m.checkTensors(dir, st); err != nil {
+		return nil, err
 	}
 	for _, p := range m.params {
-		info, ok := st.Info(p.Name)
-		if !ok {
-			return nil, fmt.Errorf("%s: tensor %q missing", dir, p.Name)
-		}
-		if !sameShape(info.Shape, p.Shape) {
-			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", dir, p.Name, info.Shape, p.Shape)
-		}
-		if !info.DType.IsFloat() {
-			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", dir, p.Name, info.DType)
+		info, _ := st.Info(p.Name)
+		if info.DType == safetensors.F32 {
+			b, err := st.Bytes(p.Name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
+			}
+			if len(b) != 4*p.N {
+				return nil, fmt.Errorf("%s: tensor %q holds %d bytes, its shape %v needs %d", dir, p.Name, len(b), p.Shape, 4*p.N)
+			}
+			m.be.UploadRaw(p.w, b)
+			st.Release(b)
+			continue
 		}
 		w, err := st.Float32(p.Name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: %w", dir, p.Name, err)
 		}
-		copy(p.W, w)
+		if len(w) != p.N {
+			return nil, fmt.Errorf("%s: tensor %q holds %d values, its shape %v needs %d", dir, p.Name, len(w), p.Shape, p.N)
+		}
+		m.be.Upload(p.w, w)
 	}
 	if tp := filepath.Join(dir, TokenizerFile); fileExists(tp) {
 		m.TokenizerPath = tp
@@ -167,8 +202,8 @@ func (m *Model) SaveSharded(dir string, dtype string, maxShardBytes int64) error
 	return nil
 }
 
-// writeWeights streams the parameters into dir, one tensor encoded at a
-// time (peak extra memory: one tensor), as model.safetensors or HF shards
+// writeWeights streams the parameters into dir, downloaded and encoded in
+// chunks of saveChunk elements (peak extra memory: one chunk), as model.safetensors or HF shards
 // plus index when the total exceeds maxShardBytes (> 0).
 func (m *Model) writeWeights(dir string, dt safetensors.DType, maxShardBytes int64) error {
 	infos := make([]safetensors.TensorInfo, len(m.params))
@@ -184,17 +219,14 @@ func (m *Model) writeWeights(dir string, dt safetensors.DType, maxShardBytes int
 		total += infos[i].NumBytes()
 	}
 	meta := map[string]string{"format": "pt"}
+	host := make([]float32, min(saveChunk, maxN(m.params)))
 	write := func(path string, group []safetensors.TensorInfo) error {
 		w, err := safetensors.NewWriter(path, group, meta)
 		if err != nil {
 			return err
 		}
 		for _, ti := range group {
-			data, err := safetensors.EncodeFloat32(dt, byName[ti.Name].W)
-			if err == nil {
-				err = w.WriteTensor(ti.Name, data)
-			}
-			if err != nil {
+			if err := m.streamTensor(w, ti.Name, byName[ti.Name].w, dt, host); err != nil {
 				w.Abort()
 				return err
 			}
@@ -214,6 +246,43 @@ func (m *Model) writeWeights(dir string, dt safetensors.DType, maxShardBytes int
 		index[name] = group
 	}
 	return safetensors.WriteIndex(dir, index)
+}
+
+// saveChunk is the number of elements Save downloads and encodes at once
+// (a variable so that tests can make chunks smaller than tensors).
+var saveChunk = 1 << 20
+
+func maxN(ps []*Param) int {
+	n := 0
+	for _, p := range ps {
+		n = max(n, p.N)
+	}
+	return n
+}
+
+// StreamTensor writes the buffer b (any float dtype) as the next tensor of
+// w, encoded as dt, downloading it through be in chunks of len(host)
+// elements.
+func StreamTensor(be backend.Backend, w *safetensors.Writer, name string, b backend.Buffer, dt safetensors.DType, host []float32) error {
+	if err := w.Begin(name); err != nil {
+		return err
+	}
+	for off := 0; off < b.Len(); off += len(host) {
+		n := min(len(host), b.Len()-off)
+		be.Download(host[:n], b.Slice(off, off+n))
+		data, err := safetensors.EncodeFloat32(dt, host[:n])
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Model) streamTensor(w *safetensors.Writer, name string, b backend.Buffer, dt safetensors.DType, host []float32) error {
+	return StreamTensor(m.be, w, name, b, dt, host)
 }
 
 func copyFile(dst, src string) error {

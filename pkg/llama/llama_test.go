@@ -88,21 +88,21 @@ func TestNewInit(t *testing.T) {
 	var sum, sq float64
 	n := 0
 	for i, p := range m.Params() {
-		if !equal(p.W, m2.Params()[i].W) {
+		if !equal(W(p), W(m2.Params()[i])) {
 			t.Errorf("%s: same seed, different weights", p.Name)
 		}
 		if len(p.Shape) == 1 {
-			for _, v := range p.W {
+			for _, v := range W(p) {
 				if v != 1 {
 					t.Fatalf("%s: norm weight %g, want 1", p.Name, v)
 				}
 			}
 			continue
 		}
-		if equal(p.W, m3.Params()[i].W) {
+		if equal(W(p), W(m3.Params()[i])) {
 			t.Errorf("%s: different seeds, same weights", p.Name)
 		}
-		for _, v := range p.W {
+		for _, v := range W(p) {
 			sum += float64(v)
 			sq += float64(v) * float64(v)
 			n++
@@ -112,7 +112,7 @@ func TestNewInit(t *testing.T) {
 	if math.Abs(mean) > 0.02 || math.Abs(std-0.5) > 0.02 {
 		t.Errorf("init mean %g std %g, want 0 and 0.5", mean, std)
 	}
-	for _, v := range m.embed.W[3*16 : 4*16] {
+	for _, v := range W(m.embed)[3*16 : 4*16] {
 		if v != 0 {
 			t.Fatalf("pad_token_id row not zero")
 		}
@@ -145,7 +145,7 @@ func TestPackingIsolation(t *testing.T) {
 	got := m.Forward(packed)
 	V := m.Config.VocabSize
 	for i := 0; i < 6*V; i++ {
-		if d := math.Abs(float64(got[4*V+i] - want[i])); d > 1e-5 {
+		if d := math.Abs(float64(got[4*V+i] - want[i])); !(d <= 1e-5) {
 			t.Fatalf("logit %d differs by %g when packed", i, d)
 		}
 	}
@@ -180,7 +180,7 @@ func TestCheckBatch(t *testing.T) {
 		t.Errorf("no targets: %g %d %v", l, n, err)
 	}
 	for _, p := range m.Params() {
-		for _, g := range p.G {
+		for _, g := range G(p) {
 			if g != 0 {
 				t.Fatalf("%s: gradient without targets", p.Name)
 			}
@@ -197,15 +197,15 @@ func TestAddPadToken(t *testing.T) {
 			t.Fatalf("id %d vocab %d", id, m.Config.VocabSize)
 		}
 		for _, p := range []*Param{m.embed, m.lmHead} {
-			if len(p.W) != (V+1)*D || len(p.G) != len(p.W) || p.Shape[0] != V+1 {
-				t.Fatalf("%s: shape %v len %d", p.Name, p.Shape, len(p.W))
+			if len(W(p)) != (V+1)*D || len(G(p)) != len(W(p)) || p.Shape[0] != V+1 {
+				t.Fatalf("%s: shape %v len %d", p.Name, p.Shape, len(W(p)))
 			}
 			for i := 0; i < D; i++ {
 				s := 0.0
 				for r := 0; r < V; r++ {
-					s += float64(p.W[r*D+i])
+					s += float64(W(p)[r*D+i])
 				}
-				if d := math.Abs(float64(p.W[V*D+i]) - s/float64(V)); d > 1e-7 {
+				if d := math.Abs(float64(W(p)[V*D+i]) - s/float64(V)); !(d <= 1e-7) {
 					t.Fatalf("%s: new row[%d] differs from the mean by %g", p.Name, i, d)
 				}
 			}
@@ -218,6 +218,8 @@ func TestAddPadToken(t *testing.T) {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
+	defer func(c int) { saveChunk = c }(saveChunk)
+	saveChunk = 100 // every tensor but the norms is streamed in several chunks
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "tok.model")
 	os.WriteFile(tok, []byte("\x0a\x03\x0a\x01a"), 0o644)
@@ -273,9 +275,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 				if p.Name != q.Name {
 					t.Fatalf("order: %s vs %s", p.Name, q.Name)
 				}
-				for j := range p.W {
-					if d := math.Abs(float64(p.W[j] - q.W[j])); d > tc.tol*math.Abs(float64(p.W[j])) {
-						t.Fatalf("%s[%d]: %g vs %g", p.Name, j, p.W[j], q.W[j])
+				for j := range W(p) {
+					if d := math.Abs(float64(W(p)[j] - W(q)[j])); !(d <= tc.tol*math.Abs(float64(W(p)[j]))) {
+						t.Fatalf("%s[%d]: %g vs %g", p.Name, j, W(p)[j], W(q)[j])
 					}
 				}
 			}
@@ -328,7 +330,7 @@ func TestBufferReuseAcrossShapes(t *testing.T) {
 		t.Fatalf("loss %v/%d vs fresh %v/%d", l1, n1, l2, n2)
 	}
 	for i, p := range used.Params() {
-		if !equal(p.G, fresh.Params()[i].G) {
+		if !equal(G(p), G(fresh.Params()[i])) {
 			t.Fatalf("%s: gradient differs after buffer reuse", p.Name)
 		}
 	}
@@ -351,9 +353,12 @@ func TestOverfitOneBatch(t *testing.T) {
 			b.Target[i] = b.Tokens[i+1]
 		}
 	}
-	opt := make(map[*Param][2][]float32)
+	be := m.Backend()
+	mom, _ := be.Alloc(backend.F32, m.ArenaLen())
+	vel, _ := be.Alloc(backend.F32, m.ArenaLen())
+	var spans []backend.Span
 	for _, p := range m.Params() {
-		opt[p] = [2][]float32{make([]float32, len(p.W)), make([]float32, len(p.W))}
+		spans = append(spans, p.Span(true))
 	}
 	var first, last float64
 	for step := 1; step <= 150; step++ {
@@ -366,10 +371,7 @@ func TestOverfitOneBatch(t *testing.T) {
 			first = loss / float64(n)
 		}
 		last = loss / float64(n)
-		for _, p := range m.Params() {
-			st := opt[p]
-			m.Backend().AdamWUpdate(p.W, p.G, st[0], st[1], backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: step})
-		}
+		be.AdamW(m.Weights(), m.Grads(), mom, vel, spans, backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: int64(step)})
 	}
 	if last > 0.01 {
 		t.Errorf("mean loss %.4f -> %.4f after 150 steps, want < 0.01", first, last)
@@ -389,12 +391,12 @@ func TestLoadWeightsLazyGrads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range lazy.Params() {
-		if p.G != nil {
+		if G(p) != nil {
 			t.Fatalf("%s: gradient allocated by LoadWeights", p.Name)
 		}
 	}
 	lazy.AddPadToken()
-	if lazy.embed.G != nil {
+	if G(lazy.embed) != nil {
 		t.Fatalf("AddPadToken allocated gradients")
 	}
 	full, _ := Load(dir)
@@ -406,7 +408,7 @@ func TestLoadWeightsLazyGrads(t *testing.T) {
 		t.Fatalf("lazy %v %v, full %v %v", l1, err1, l2, err2)
 	}
 	for i, p := range lazy.Params() {
-		if !equal(p.G, full.Params()[i].G) {
+		if !equal(G(p), G(full.Params()[i])) {
 			t.Fatalf("%s: gradients differ", p.Name)
 		}
 	}

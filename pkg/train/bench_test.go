@@ -3,6 +3,7 @@ package train
 import (
 	"testing"
 
+	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/tokstream"
 )
@@ -11,16 +12,20 @@ import (
 // own cost per step for the tiny preset with a 32000 vocabulary).
 func BenchmarkAdamW(b *testing.B) {
 	n := 4 << 20
-	w := [][]float32{make([]float32, n)}
-	g := [][]float32{make([]float32, n)}
-	for i := range g[0] {
-		g[0][i] = float32(i%7) * 1e-3
+	be := cpu.New(0)
+	w, g := make([]float32, n), make([]float32, n)
+	for i := range g {
+		g[i] = float32(i%7) * 1e-3
 	}
-	o := NewAdamW([]string{"w"}, []int{n}, 0.9, 0.999, 1e-8, 0)
+	ps := []*llama.Param{{Name: "w", Shape: []int{n}, N: n}}
+	o, err := NewAdamW(be, ps, n, 0.9, 0.999, 1e-8, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(n) * 4)
 	for i := 0; i < b.N; i++ {
-		ClipGrads(g, 1)
-		o.Update(w, g, 1e-5)
+		ClipGrads(be, cpu.Wrap(g), o.Spans, 1)
+		o.Update(cpu.Wrap(w), cpu.Wrap(g), 1e-5)
 	}
 }
 

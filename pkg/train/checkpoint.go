@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
 	"github.com/alpaca-go/alpaca/pkg/xio"
 )
@@ -243,7 +245,8 @@ func ListCheckpoints(dir string) ([]string, error) {
 
 // SaveOptimizer writes the AdamW moments to path as safetensors:
 // "<param>.exp_avg" and "<param>.exp_avg_sq" (F32, the parameter's shape),
-// streamed one tensor at a time and renamed into place at the end.
+// each parameter's view of the moment arenas downloaded and written in chunks
+// of optChunk elements, the file renamed into place at the end.
 func (t *Trainer) SaveOptimizer(path string) error {
 	var infos []safetensors.TensorInfo
 	for _, p := range t.params {
@@ -264,16 +267,13 @@ func (t *Trainer) SaveOptimizer(path string) error {
 	if err != nil {
 		return err
 	}
-	for i, p := range t.params {
+	host := make([]float32, optChunk)
+	for _, p := range t.params {
 		for _, part := range []struct {
 			suffix string
-			v      []float32
-		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
-			data, err := safetensors.EncodeFloat32(safetensors.F32, part.v)
-			if err == nil {
-				err = w.WriteTensor(p.Name+part.suffix, data)
-			}
-			if err != nil {
+			v      backend.Buffer
+		}{{".exp_avg", t.Opt.ExpAvg}, {".exp_avg_sq", t.Opt.ExpAvgSq}} {
+			if err := llama.StreamTensor(t.be, w, p.Name+part.suffix, part.v.Slice(p.Off, p.Off+p.N), safetensors.F32, host); err != nil {
 				w.Abort()
 				return err
 			}
@@ -282,6 +282,10 @@ func (t *Trainer) SaveOptimizer(path string) error {
 	return w.Commit()
 }
 
+// optChunk is the number of elements SaveOptimizer downloads at once (a
+// variable so that tests can make chunks smaller than tensors).
+var optChunk = 1 << 20
+
 // LoadOptimizer reads the moments written by SaveOptimizer.
 func (t *Trainer) LoadOptimizer(path string, step int64) error {
 	f, err := safetensors.Open(path)
@@ -289,19 +293,19 @@ func (t *Trainer) LoadOptimizer(path string, step int64) error {
 		return fmt.Errorf("optimizer state: %w", err)
 	}
 	defer f.Close()
-	for i, p := range t.params {
+	for _, p := range t.params {
 		for _, part := range []struct {
 			suffix string
-			dst    []float32
-		}{{".exp_avg", t.Opt.ExpAvg[i]}, {".exp_avg_sq", t.Opt.ExpAvgSq[i]}} {
+			dst    backend.Buffer
+		}{{".exp_avg", t.Opt.ExpAvg}, {".exp_avg_sq", t.Opt.ExpAvgSq}} {
 			v, err := f.Float32(p.Name + part.suffix)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			if len(v) != len(part.dst) {
-				return fmt.Errorf("%s: %s has %d values, the model's parameter %d", path, p.Name+part.suffix, len(v), len(part.dst))
+			if len(v) != p.N {
+				return fmt.Errorf("%s: %s has %d values, the model's parameter %d", path, p.Name+part.suffix, len(v), p.N)
 			}
-			copy(part.dst, v)
+			t.be.Upload(part.dst.Slice(p.Off, p.Off+p.N), v)
 		}
 	}
 	t.Opt.Step = step
@@ -316,15 +320,16 @@ func LoadWeights(m Model, dir string) error {
 		return err
 	}
 	defer f.Close()
+	w := m.Weights()
 	for _, p := range m.Params() {
 		v, err := f.Float32(p.Name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dir, err)
 		}
-		if len(v) != len(p.W) {
-			return fmt.Errorf("%s: %s has %d values, the model %d", dir, p.Name, len(v), len(p.W))
+		if len(v) != p.N {
+			return fmt.Errorf("%s: %s has %d values, the model %d", dir, p.Name, len(v), p.N)
 		}
-		copy(p.W, v)
+		m.Backend().Upload(w.Slice(p.Off, p.Off+p.N), v)
 	}
 	return nil
 }

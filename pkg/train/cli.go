@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/xio"
@@ -45,7 +44,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case "eval":
 			return EvalMain(args[1:], stdin, stdout, stderr)
 		case "init":
-			return llama.InitMain(args[1:], stdout, stderr)
+			return InitMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}
@@ -199,14 +198,11 @@ func configFromFlags(f *trainFlags, set map[string]bool, base Config, resume boo
 }
 
 func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) error {
-	switch f.device {
-	case "cpu":
-	case "cuda":
-		if err := cudaAvailable(); err != nil {
-			return err
-		}
-	default:
-		return cli.Usagef("--device %q: want cpu or cuda", f.device)
+	if !deviceKnown(f.device) {
+		return cli.Usagef("--device %q: want one of %s", f.device, strings.Join(deviceNames(), ", "))
+	}
+	if err := deviceAvailable(f.device); err != nil {
+		return err
 	}
 	if f.saveEvery < 0 || f.saveLimit < 0 {
 		return cli.Usagef("--save-every and --save-limit must not be negative")
@@ -292,10 +288,6 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if err != nil {
 		return err
 	}
-	m, err := llama.Load(modelDir)
-	if err != nil {
-		return err
-	}
 	if st != nil && st.Threads > 0 && f.common.Workers != st.Threads {
 		if set["workers"] || set["j"] {
 			logf("note: the checkpoint ran with -j %d; with -j %d the continued run is not bit-identical to an uninterrupted one", st.Threads, f.common.Workers)
@@ -306,7 +298,14 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if f.common.Workers < 1 {
 		return cli.Usagef("-j %d: need at least one thread", f.common.Workers)
 	}
-	m.SetBackend(cpu.New(f.common.Workers))
+	be, err := openDevice(f.device, f.common.Workers)
+	if err != nil {
+		return err
+	}
+	m, err := llama.LoadOn(modelDir, be)
+	if err != nil {
+		return err
+	}
 	files, err := ReadModelFiles(modelDir)
 	if err != nil {
 		return err
@@ -448,7 +447,7 @@ func checkFreshOut(out string) error {
 func numParams(m Model) int {
 	n := 0
 	for _, p := range m.Params() {
-		n += len(p.W)
+		n += p.N
 	}
 	return n
 }

@@ -1,10 +1,61 @@
-//go:build !cuda
-
 package train
 
-import "errors"
+import (
+	"fmt"
+	"sort"
+	"strings"
 
-// cudaAvailable reports why --device cuda cannot run in this build.
-func cudaAvailable() error {
-	return errors.New("--device cuda: this trainer was built without CUDA support (the CUDA backend, build tag `cuda`, is not written yet); use --device cpu")
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	_ "github.com/alpaca-go/alpaca/pkg/backend/cpu" // registers "cpu"
+)
+
+// knownDevices are the --device names the trainer accepts; a name is
+// usable when a backend registered itself under it (backend.Register).
+var knownDevices = []string{"cpu", "cuda"}
+
+func deviceKnown(name string) bool {
+	for _, n := range deviceNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// deviceNames lists the known names plus whatever registered itself.
+func deviceNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range append(append([]string(nil), knownDevices...), backend.Names()...) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// deviceAvailable says why --device name cannot run in this build (nil
+// when a backend registered itself under name).
+func deviceAvailable(name string) error {
+	for _, n := range backend.Names() {
+		if n == name {
+			return nil
+		}
+	}
+	_, err := openDevice(name, 0)
+	return err
+}
+
+// openDevice opens the backend for --device through the registry.
+func openDevice(name string, threads int) (backend.Backend, error) {
+	be, err := backend.Open(name, backend.Options{Threads: threads})
+	if err != nil {
+		if name == "cuda" {
+			return nil, fmt.Errorf("--device cuda: no backend registered for cuda (the CUDA backend is not written yet; this build has %s); use --device cpu", strings.Join(backend.Names(), ", "))
+		}
+		return nil, fmt.Errorf("--device %s: %w", name, err)
+	}
+	return be, nil
 }

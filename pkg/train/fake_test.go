@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"path/filepath"
 
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
 	"github.com/alpaca-go/alpaca/pkg/tokstream"
@@ -15,36 +17,50 @@ import (
 // positions and segments). nanAt makes the nth ForwardBackward call (1-based)
 // return NaN.
 type bigram struct {
-	V, H  int
-	ps    []*llama.Param
-	calls int
-	nanAt int
+	V, H   int
+	ps     []*llama.Param
+	w, g   []float32 // the arenas (CPU backend buffers' memory)
+	be     *cpu.CPU
+	calls  int
+	nanAt  int
+	params []*fakeParam
+}
+
+// fakeParam is a parameter with its host views into the arenas.
+type fakeParam struct {
+	*llama.Param
+	W, G []float32
 }
 
 func newBigram(V, H int, seed int64) *bigram {
 	r := rand.New(rand.NewSource(seed))
-	m := &bigram{V: V, H: H}
-	for _, n := range []string{"model.embed_tokens.weight", "lm_head.weight"} {
-		p := &llama.Param{Name: n, Shape: []int{V, H}, W: make([]float32, V*H), G: make([]float32, V*H)}
-		for i := range p.W {
-			p.W[i] = float32(r.NormFloat64() * 0.5)
+	m := &bigram{V: V, H: H, be: cpu.New(0)}
+	gap := 3 // parameters are not adjacent in the arena, like llama's aligned layout
+	n := 2*V*H + gap
+	m.w, m.g = make([]float32, n), make([]float32, n)
+	for i, name := range []string{"model.embed_tokens.weight", "lm_head.weight"} {
+		off := i * (V*H + gap)
+		p := &llama.Param{Name: name, Shape: []int{V, H}, Off: off, N: V * H}
+		fp := &fakeParam{Param: p, W: m.w[off : off+V*H], G: m.g[off : off+V*H]}
+		for i := range fp.W {
+			fp.W[i] = float32(r.NormFloat64() * 0.5)
 		}
 		m.ps = append(m.ps, p)
+		m.params = append(m.params, fp)
 	}
 	return m
 }
 
-func (m *bigram) Params() []*llama.Param { return m.ps }
+func (m *bigram) Backend() backend.Backend { return m.be }
+func (m *bigram) Params() []*llama.Param   { return m.ps }
+func (m *bigram) Weights() backend.Buffer  { return cpu.Wrap(m.w) }
+func (m *bigram) Grads() backend.Buffer    { return cpu.Wrap(m.g) }
 
-func (m *bigram) ZeroGrad() {
-	for _, p := range m.ps {
-		clear(p.G)
-	}
-}
+func (m *bigram) ZeroGrad() { clear(m.g) }
 
 func (m *bigram) Save(dir, dtype string) error {
 	var ts []safetensors.Tensor
-	for _, p := range m.ps {
+	for _, p := range m.params {
 		data, err := safetensors.EncodeFloat32(safetensors.F32, p.W)
 		if err != nil {
 			return err
@@ -57,7 +73,7 @@ func (m *bigram) Save(dir, dtype string) error {
 func (m *bigram) ForwardBackward(b *llama.Batch, scale float32) (float64, int, error) {
 	m.calls++
 	V, H := m.V, m.H
-	E, L := m.ps[0], m.ps[1]
+	E, L := m.params[0], m.params[1]
 	var sum float64
 	n := 0
 	logits := make([]float64, V)

@@ -4,29 +4,46 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 // AdamW is torch.optim.AdamW (amsgrad off, maximize off): decoupled weight
-// decay, then Adam with bias correction. State is fp32, one pair of moment
-// buffers per parameter, in the order the parameters were given.
+// decay, then Adam with bias correction. The state is two fp32 backend
+// arenas laid out like the model's weight arena (each parameter at its
+// Off), and the update is one backend op over the arenas
+// (backend.Backend.AdamW, torch 1.13's single-tensor arithmetic).
 type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
-	Step                           int64       // number of updates applied so far
-	ExpAvg, ExpAvgSq               [][]float32 // first and second moments per parameter
-	Decay                          []bool      // whether weight decay applies to parameter i
+	Step                           int64          // number of updates applied so far
+	ExpAvg, ExpAvgSq               backend.Buffer // first and second moments (arenas)
+	Spans                          []backend.Span // one per parameter; Decay: weight decay applies
+
+	be backend.Backend
 }
 
-// NewAdamW makes the optimizer state for parameters of the given sizes.
-// Weight decay is applied to every parameter except norms and biases, as the
-// Hugging Face Trainer does (names ending in "norm.weight" or "bias").
-func NewAdamW(names []string, sizes []int, beta1, beta2, eps, wd float64) *AdamW {
-	o := &AdamW{Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wd}
-	for i, n := range sizes {
-		o.ExpAvg = append(o.ExpAvg, make([]float32, n))
-		o.ExpAvgSq = append(o.ExpAvgSq, make([]float32, n))
-		o.Decay = append(o.Decay, DecayApplies(names[i]))
+// NewAdamW makes the optimizer state for the parameters (names, offsets and
+// sizes in arenas of arenaLen elements) on be. Weight decay is applied to
+// every parameter except norms and biases, as the Hugging Face Trainer does
+// (names ending in "norm.weight" or "bias").
+func NewAdamW(be backend.Backend, params []*llama.Param, arenaLen int, beta1, beta2, eps, wd float64) (*AdamW, error) {
+	o := &AdamW{Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wd, be: be}
+	for _, p := range params {
+		if p.Off < 0 || p.Off+p.N > arenaLen {
+			return nil, fmt.Errorf("parameter %s [%d, %d) outside the arena of %d", p.Name, p.Off, p.Off+p.N, arenaLen)
+		}
+		o.Spans = append(o.Spans, p.Span(DecayApplies(p.Name)))
 	}
-	return o
+	var err error
+	if o.ExpAvg, err = be.Alloc(backend.F32, arenaLen); err != nil {
+		return nil, fmt.Errorf("allocating the optimizer state: %w", err)
+	}
+	if o.ExpAvgSq, err = be.Alloc(backend.F32, arenaLen); err != nil {
+		be.Free(o.ExpAvg)
+		return nil, fmt.Errorf("allocating the optimizer state: %w", err)
+	}
+	return o, nil
 }
 
 // DecayApplies reports whether weight decay applies to the named parameter.
@@ -34,63 +51,31 @@ func DecayApplies(name string) bool {
 	return !(strings.HasSuffix(name, "norm.weight") || strings.HasSuffix(name, "bias"))
 }
 
-// Update applies one AdamW step with learning rate lr to the weights w
-// using the gradients g (same order and sizes as at construction). The
-// arithmetic follows torch 1.13's single-tensor implementation in fp32:
+// Update applies one AdamW step with learning rate lr to the weight arena
+// w using the gradient arena g. The arithmetic follows torch 1.13's
+// single-tensor implementation in fp32:
 //
 //	p *= 1 - lr*wd
 //	m = m*β1 + g*(1-β1);  v = v*β2 + (1-β2)*g*g
 //	p -= lr/(1-β1^t) * m / (sqrt(v)/sqrt(1-β2^t) + ε)
-func (o *AdamW) Update(w, g [][]float32, lr float64) {
+func (o *AdamW) Update(w, g backend.Buffer, lr float64) {
 	o.Step++
-	t := float64(o.Step)
-	bc1 := 1 - math.Pow(o.Beta1, t)
-	bc2 := 1 - math.Pow(o.Beta2, t)
-	stepSize := float32(lr / bc1)
-	bc2Sqrt := float32(math.Sqrt(bc2))
-	b1, b2 := float32(o.Beta1), float32(o.Beta2)
-	omb1, omb2 := float32(1-o.Beta1), float32(1-o.Beta2)
-	eps := float32(o.Eps)
-	decay := float32(1 - lr*o.WeightDecay)
-	parallelFor(len(w), func(i int) {
-		p, gr, m, v := w[i], g[i], o.ExpAvg[i], o.ExpAvgSq[i]
-		applyDecay := o.WeightDecay != 0 && o.Decay[i]
-		for j := range p {
-			if applyDecay {
-				p[j] *= decay
-			}
-			gj := gr[j]
-			m[j] = m[j]*b1 + gj*omb1
-			v[j] = v[j]*b2 + omb2*(gj*gj)
-			denom := float32(math.Sqrt(float64(v[j])))/bc2Sqrt + eps
-			p[j] += -stepSize * (m[j] / denom)
-		}
-	})
+	o.be.AdamW(w, g, o.ExpAvg, o.ExpAvgSq, o.Spans, backend.AdamW{
+		LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, Step: o.Step})
 }
 
-// GradNorm is the global L2 norm of all gradients (accumulated in float64).
-func GradNorm(g [][]float32) float64 {
-	sums := make([]float64, len(g))
-	parallelFor(len(g), func(i int) {
-		s := 0.0
-		for _, x := range g[i] {
-			s += float64(x) * float64(x)
-		}
-		sums[i] = s
-	})
-	t := 0.0
-	for _, s := range sums {
-		t += s
-	}
-	return math.Sqrt(t)
+// GradNorm is the global L2 norm of the gradient arena over the spans
+// (each parameter summed in float64, then the parameters in order).
+func GradNorm(be backend.Backend, g backend.Buffer, spans []backend.Span) float64 {
+	return math.Sqrt(be.SumSquares(g, spans))
 }
 
 // ClipGrads scales the gradients so that their global norm is at most
 // maxNorm, as torch.nn.utils.clip_grad_norm_ does (coefficient
 // maxNorm/(norm+1e-6), only when below 1). It returns the norm before
 // clipping. maxNorm <= 0 disables clipping.
-func ClipGrads(g [][]float32, maxNorm float64) float64 {
-	norm := GradNorm(g)
+func ClipGrads(be backend.Backend, g backend.Buffer, spans []backend.Span, maxNorm float64) float64 {
+	norm := GradNorm(be, g, spans)
 	if maxNorm <= 0 || math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return norm
 	}
@@ -98,12 +83,7 @@ func ClipGrads(g [][]float32, maxNorm float64) float64 {
 	if coef >= 1 {
 		return norm
 	}
-	c := float32(coef)
-	parallelFor(len(g), func(i int) {
-		for j := range g[i] {
-			g[i][j] *= c
-		}
-	})
+	be.Scale(g, float32(coef))
 	return norm
 }
 

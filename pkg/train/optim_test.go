@@ -5,6 +5,11 @@ import (
 	"math"
 	"os"
 	"testing"
+
+	"github.com/alpaca-go/alpaca/internal/testutil"
+	"github.com/alpaca-go/alpaca/pkg/backend"
+	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 // adamwFixture is testdata/adamw_torch.json, made by
@@ -47,29 +52,47 @@ func loadAdamwFixture(t *testing.T) *adamwFixture {
 	return &f
 }
 
+// relClose is |a-b| <= tol*max(1e-6, |a|, |b|), false on NaN or infinity.
 func relClose(a, b, tol float64) bool {
-	return math.Abs(a-b) <= tol*math.Max(1e-6, math.Max(math.Abs(a), math.Abs(b)))
+	return testutil.RelErr(a, b, math.Max(1e-6, math.Abs(a))) <= tol
+}
+
+// arenaOf lays host tensors out in one CPU arena (with gaps, like llama's
+// aligned layout) and returns the arena, its parameters and host views.
+func arenaOf(names []string, ts [][]float32) ([]float32, []*llama.Param, [][]float32) {
+	n := 0
+	for _, t := range ts {
+		n += len(t) + 5
+	}
+	a := make([]float32, n)
+	var ps []*llama.Param
+	var views [][]float32
+	off := 0
+	for i, t := range ts {
+		copy(a[off:], t)
+		ps = append(ps, &llama.Param{Name: names[i], Shape: []int{len(t)}, Off: off, N: len(t)})
+		views = append(views, a[off:off+len(t)])
+		off += len(t) + 5
+	}
+	return a, ps, views
 }
 
 func TestAdamWTrajectoryMatchesTorch(t *testing.T) {
 	f := loadAdamwFixture(t)
-	w := make([][]float32, len(f.Init))
-	sizes := make([]int, len(f.Init))
-	for i := range f.Init {
-		w[i] = append([]float32(nil), f.Init[i]...)
-		sizes[i] = len(w[i])
+	be := cpu.New(2)
+	wa, ps, w := arenaOf(f.Names, f.Init)
+	opt, err := NewAdamW(be, ps, len(wa), 0.9, 0.999, 1e-8, f.WeightDecay)
+	if err != nil {
+		t.Fatal(err)
 	}
-	opt := NewAdamW(f.Names, sizes, 0.9, 0.999, 1e-8, f.WeightDecay)
+	expAvg, expAvgSq := cpu.F32(opt.ExpAvg), cpu.F32(opt.ExpAvgSq)
 	sch := Schedule{Kind: "cosine", LR: f.LR, Warmup: WarmupSteps(f.Total, f.WarmupRatio), Total: f.Total}
 	if len(f.Steps) < 3 {
 		t.Fatalf("fixture has %d steps", len(f.Steps))
 	}
 	for s, st := range f.Steps {
-		g := make([][]float32, len(st.Grads))
-		for i := range st.Grads {
-			g[i] = append([]float32(nil), st.Grads[i]...)
-		}
-		norm := ClipGrads(g, f.MaxNorm)
+		ga, _, _ := arenaOf(f.Names, st.Grads)
+		norm := ClipGrads(be, cpu.Wrap(ga), opt.Spans, f.MaxNorm)
 		if !relClose(norm, st.GradNorm, 1e-6) {
 			t.Errorf("step %d: grad norm %v, torch %v", s, norm, st.GradNorm)
 		}
@@ -77,7 +100,7 @@ func TestAdamWTrajectoryMatchesTorch(t *testing.T) {
 		if !relClose(lr, st.LR, 1e-12) {
 			t.Errorf("step %d: lr %v, torch %v", s, lr, st.LR)
 		}
-		opt.Update(w, g, lr)
+		opt.Update(cpu.Wrap(wa), cpu.Wrap(ga), lr)
 		// Tolerance: 1e-6 of the tensor's largest magnitude (torch's
 		// vectorised kernels may fuse multiply-adds; moments near zero after
 		// cancellation differ in their last bits).
@@ -87,10 +110,11 @@ func TestAdamWTrajectoryMatchesTorch(t *testing.T) {
 				if !absClose(w[i][j], st.Params[i][j], 1e-6*pm) {
 					t.Fatalf("step %d: %s[%d] = %v, torch %v", s, f.Names[i], j, w[i][j], st.Params[i][j])
 				}
-				if !absClose(opt.ExpAvg[i][j], st.ExpAvg[i][j], 1e-6*mm) ||
-					!absClose(opt.ExpAvgSq[i][j], st.ExpAvgSq[i][j], 1e-6*vm) {
+				ea, eas := expAvg[ps[i].Off+j], expAvgSq[ps[i].Off+j]
+				if !absClose(ea, st.ExpAvg[i][j], 1e-6*mm) ||
+					!absClose(eas, st.ExpAvgSq[i][j], 1e-6*vm) {
 					t.Fatalf("step %d: %s[%d] moments (%v, %v), torch (%v, %v)", s, f.Names[i], j,
-						opt.ExpAvg[i][j], opt.ExpAvgSq[i][j], st.ExpAvg[i][j], st.ExpAvgSq[i][j])
+						ea, eas, st.ExpAvg[i][j], st.ExpAvgSq[i][j])
 				}
 			}
 		}
@@ -115,7 +139,7 @@ func TestScheduleKinds(t *testing.T) {
 	lin := Schedule{Kind: "linear", LR: 1, Warmup: 2, Total: 6}
 	want := []float64{0, 0.5, 1, 0.75, 0.5, 0.25}
 	for i, w := range want {
-		if got := lin.At(i); math.Abs(got-w) > 1e-15 {
+		if got := lin.At(i); !(math.Abs(got-w) <= 1e-15) {
 			t.Errorf("linear step %d: %v, want %v", i, got, w)
 		}
 	}
@@ -129,14 +153,21 @@ func TestScheduleKinds(t *testing.T) {
 }
 
 func TestClipNoopBelowMax(t *testing.T) {
-	g := [][]float32{{0.3, 0.4}}
-	if n := ClipGrads(g, 1); math.Abs(n-0.5) > 1e-7 || g[0][0] != 0.3 {
+	be := cpu.New(1)
+	spans := []backend.Span{{Off: 0, Len: 2}}
+	g := []float32{0.3, 0.4}
+	if n := ClipGrads(be, cpu.Wrap(g), spans, 1); !(math.Abs(n-0.5) <= 1e-7) || g[0] != 0.3 {
 		t.Errorf("norm %v, grads %v", n, g)
 	}
-	g = [][]float32{{3, 4}}
-	ClipGrads(g, 1)
-	if math.Abs(float64(g[0][0])-0.6) > 1e-6 || math.Abs(float64(g[0][1])-0.8) > 1e-6 {
+	g = []float32{3, 4}
+	ClipGrads(be, cpu.Wrap(g), spans, 1)
+	if !(math.Abs(float64(g[0])-0.6) <= 1e-6) || !(math.Abs(float64(g[1])-0.8) <= 1e-6) {
 		t.Errorf("clipped %v", g)
+	}
+	// a NaN gradient gives a NaN norm and is left alone (the trainer stops)
+	g = []float32{3, float32(math.NaN())}
+	if n := ClipGrads(be, cpu.Wrap(g), spans, 1); !math.IsNaN(n) || g[0] != 3 {
+		t.Errorf("NaN gradient: norm %v, grads %v", n, g)
 	}
 }
 
@@ -148,4 +179,5 @@ func maxAbs(v []float32) float64 {
 	return m
 }
 
+// absClose is |a-b| <= tol, false on NaN.
 func absClose(a, b float32, tol float64) bool { return math.Abs(float64(a)-float64(b)) <= tol }

@@ -12,12 +12,18 @@ import (
 	"math"
 	"time"
 
+	"github.com/alpaca-go/alpaca/pkg/backend"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 // Model is what the loop needs from a model; *llama.Model implements it.
+// Weights and gradients are backend arenas (each parameter at its Off);
+// the loop's clipping and AdamW run on the model's backend.
 type Model interface {
+	Backend() backend.Backend
 	Params() []*llama.Param
+	Weights() backend.Buffer // weight arena
+	Grads() backend.Buffer   // gradient arena, laid out alike
 	ZeroGrad()
 	// ForwardBackward adds scale × d(sum of cross-entropies)/dW to the
 	// gradients and returns the summed loss and the number of targets.
@@ -147,9 +153,10 @@ type Trainer struct {
 	TokensSeen int64
 	TotalSteps int
 
+	be      backend.Backend
 	params  []*llama.Param
-	weights [][]float32
-	grads   [][]float32
+	weights backend.Buffer
+	grads   backend.Buffer
 	epochOf int     // epoch whose batches are cached
 	batches [][]int // cached global batches of epochOf
 }
@@ -160,15 +167,15 @@ func New(cfg Config, m Model, d *Dataset) (*Trainer, error) {
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, Model: m, Data: d, epochOf: -1}
-	t.params = m.Params()
-	names := make([]string, len(t.params))
-	sizes := make([]int, len(t.params))
-	for i, p := range t.params {
-		names[i], sizes[i] = p.Name, len(p.W)
-		t.weights = append(t.weights, p.W)
-		t.grads = append(t.grads, p.G)
+	t.params, t.be = m.Params(), m.Backend()
+	t.weights, t.grads = m.Weights(), m.Grads()
+	if t.weights.IsNil() || t.grads.IsNil() || t.weights.Len() != t.grads.Len() {
+		return nil, errors.New("the model has no weight and gradient arenas to train")
 	}
-	t.Opt = NewAdamW(names, sizes, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	var err error
+	if t.Opt, err = NewAdamW(t.be, t.params, t.weights.Len(), cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay); err != nil {
+		return nil, err
+	}
 	t.TotalSteps = t.countSteps()
 	if t.TotalSteps == 0 {
 		return nil, errors.New("nothing to train: no optimizer step")
@@ -253,7 +260,7 @@ func (t *Trainer) TrainStep() (StepResult, error) {
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return res, &NonFiniteError{Step: res.Step, What: "loss", Val: res.Loss}
 	}
-	res.GradNorm = ClipGrads(t.grads, t.Cfg.MaxGradNorm)
+	res.GradNorm = ClipGrads(t.be, t.grads, t.Opt.Spans, t.Cfg.MaxGradNorm)
 	if math.IsNaN(res.GradNorm) || math.IsInf(res.GradNorm, 0) {
 		return res, &NonFiniteError{Step: res.Step, What: "gradient norm", Val: res.GradNorm}
 	}

@@ -45,7 +45,7 @@ func axpy(alpha float32, x, y []float32) { gonum.Implementation{}.Saxpy(len(x), 
 // Attention: causal, segment-restricted softmax attention (see backend).
 // Work is split over (row, kv head) pairs; each task handles the query
 // heads of its group, so the backward pass can own dk and dv rows.
-func (c *CPU) Attention(out, lse, q, k, v []float32, seg []int32, s backend.AttnShape) {
+func (c *CPU) attention(out, lse, q, k, v []float32, seg []int32, s backend.AttnShape) {
 	B, T, NH, NKV, HD := s.B, s.T, s.NH, s.NKV, s.HD
 	grp := NH / NKV
 	scale := float32(1 / math.Sqrt(float64(HD)))
@@ -107,7 +107,7 @@ func (c *CPU) Attention(out, lse, q, k, v []float32, seg []int32, s backend.Attn
 
 // AttentionBackward recomputes the probabilities from lse and writes dq,
 // dk, dv.
-func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg []int32, s backend.AttnShape) {
+func (c *CPU) attentionBackward(dq, dk, dv, dout, out, lse, q, k, v []float32, seg []int32, s backend.AttnShape) {
 	B, T, NH, NKV, HD := s.B, s.T, s.NH, s.NKV, s.HD
 	grp := NH / NKV
 	scale := float32(1 / math.Sqrt(float64(HD)))

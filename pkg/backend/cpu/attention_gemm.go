@@ -14,7 +14,7 @@ import (
 // for many times over compared with per-pair dot products.
 
 func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemmBlocked(serial, 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmBlocked(serial, 1, transA, transB, m, n, k, alpha, a, lda, bmat{f: b}, ldb, beta, c, ldc)
 }
 
 // segRuns lists the [start, end) runs of a row whose segments are

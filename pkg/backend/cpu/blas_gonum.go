@@ -35,3 +35,6 @@ func (c *CPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32
 	}
 	gonum.Implementation{}.Sgemm(tr(transA), tr(transB), m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
+
+// ownGemm reports whether the blocked SGEMM with the assembly kernel runs.
+func ownGemm() bool { return haveKernel && !forceGonum }

@@ -12,3 +12,7 @@ func (c *CPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, cc, ldc)
 	cblas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
+
+// ownGemm is false: OpenBLAS runs every product (half-precision B
+// operands are widened first).
+func ownGemm() bool { return false }

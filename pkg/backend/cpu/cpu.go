@@ -64,7 +64,7 @@ func (c *CPU) parallel(n, minChunk int, f func(lo, hi int)) {
 }
 
 // MatMul: C = alpha*op(A)*op(B) + beta*C (row-major).
-func (c *CPU) MatMul(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
+func (c *CPU) matMul(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -72,7 +72,7 @@ func (c *CPU) MatMul(transA, transB bool, m, n, k int, alpha float32, a []float3
 }
 
 // RMSNorm: y = w * x * rstd, rstd = 1/sqrt(mean(x^2)+eps).
-func (c *CPU) RMSNorm(y, rstd, x, w []float32, rows, dim int, eps float32) {
+func (c *CPU) rmsNorm(y, rstd, x, w []float32, rows, dim int, eps float32) {
 	c.parallel(rows, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*dim : (r+1)*dim]
@@ -91,7 +91,7 @@ func (c *CPU) RMSNorm(y, rstd, x, w []float32, rows, dim int, eps float32) {
 }
 
 // RMSNormBackward: dx += dL/dx, dw += dL/dw.
-func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int) {
+func (c *CPU) rmsNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int) {
 	// dw is reduced over rows: each chunk accumulates privately, then the
 	// chunks are added in a fixed order.
 	nch := c.threads
@@ -132,7 +132,7 @@ func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int) {
 }
 
 // RoPE rotates x in place (HF rotate-half); inverse = transposed rotation.
-func (c *CPU) RoPE(x []float32, pos []int32, rows, heads, headDim int, cos, sin []float32, inverse bool) {
+func (c *CPU) rope(x []float32, pos []int32, rows, heads, headDim int, cos, sin []float32, inverse bool) {
 	half := headDim / 2
 	c.parallel(rows, 32, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -173,7 +173,7 @@ func sigmoids(s, x []float32) {
 }
 
 // SwiGLU: y = silu(gate)*up.
-func (c *CPU) SwiGLU(y, gate, up []float32) {
+func (c *CPU) swiGLU(y, gate, up []float32) {
 	c.parallel(len(y), 4096, func(lo, hi int) {
 		var buf [256]float32
 		for i0 := lo; i0 < hi; i0 += len(buf) {
@@ -188,7 +188,7 @@ func (c *CPU) SwiGLU(y, gate, up []float32) {
 }
 
 // SwiGLUBackward writes dgate and dup.
-func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up []float32) {
+func (c *CPU) swiGLUBackward(dgate, dup, dy, gate, up []float32) {
 	c.parallel(len(dy), 4096, func(lo, hi int) {
 		var buf [256]float32
 		for i0 := lo; i0 < hi; i0 += len(buf) {
@@ -206,7 +206,7 @@ func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up []float32) {
 }
 
 // CrossEntropy: see backend.Backend.
-func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, vocab int, scale float32) (float64, int) {
+func (c *CPU) crossEntropy(dlogits, logits []float32, targets []int32, rows, vocab int, scale float32) (float64, int) {
 	nch := min(c.threads, max(rows, 1))
 	sums := make([]float64, nch)
 	cnts := make([]int, nch)
@@ -253,37 +253,13 @@ func (c *CPU) CrossEntropy(dlogits, logits []float32, targets []int32, rows, voc
 	return s, n
 }
 
-// AdamWUpdate: one AdamW step with PyTorch's (single-tensor, foreach off)
-// arithmetic: w *= 1-lr*wd; m = m + (g-m)*(1-b1); v = v*b2 + (1-b2)*g*g;
-// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
-func (c *CPU) AdamWUpdate(w, g, m, v []float32, p backend.AdamW) {
-	bc1 := 1 - math.Pow(p.Beta1, float64(p.Step))
-	bc2 := 1 - math.Pow(p.Beta2, float64(p.Step))
-	stepSize := float32(p.LR / bc1)
-	bc2s := float32(math.Sqrt(bc2))
-	decay := float32(1 - p.LR*p.WeightDecay)
-	omb1, beta2, omb2 := float32(1-p.Beta1), float32(p.Beta2), float32(1-p.Beta2)
-	eps := float32(p.Eps)
-	wd := p.WeightDecay != 0
-	c.parallel(len(w), 1<<14, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			gi := g[i]
-			wi := w[i]
-			if wd {
-				wi *= decay
-			}
-			mi := m[i] + (gi-m[i])*omb1
-			vi := v[i]*beta2 + omb2*gi*gi
-			m[i], v[i] = mi, vi
-			denom := float32(math.Sqrt(float64(vi)))/bc2s + eps
-			w[i] = wi - stepSize*(mi/denom)
-		}
-	})
-}
-
 // checkGemm panics (like gonum does) when a slice is too short for the
 // shapes, before any assembly or C code touches memory.
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	checkGemmLen(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
+}
+
+func checkGemmLen(transA, transB bool, m, n, k int, la, lda, lb, ldb, lc, ldc int) {
 	rowsA, colsA := m, k
 	if transA {
 		rowsA, colsA = k, m
@@ -295,7 +271,7 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
 		panic("cpu: sgemm: bad leading dimension")
 	}
-	if k > 0 && (len(a) < (rowsA-1)*lda+colsA || len(b) < (rowsB-1)*ldb+colsB) || len(c) < (m-1)*ldc+n {
+	if k > 0 && (la < (rowsA-1)*lda+colsA || lb < (rowsB-1)*ldb+colsB) || lc < (m-1)*ldc+n {
 		panic("cpu: sgemm: slice too short")
 	}
 }

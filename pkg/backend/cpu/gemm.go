@@ -1,6 +1,10 @@
 package cpu
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/alpaca-go/alpaca/pkg/backend"
+)
 
 // Pure-Go (plus Go assembly) blocked SGEMM: B is packed in kc×16 panels, A
 // in kc×6 panels (alpha folded in), and an AVX2/FMA 6×16 micro-kernel does
@@ -26,8 +30,40 @@ func getBuf(n int) *[]float32 {
 	return p
 }
 
+// bmat is the B operand: float32, or half precision (BF16/F16 weights as
+// stored) widened to float32 exactly while its panels are packed.
+type bmat struct {
+	f  []float32
+	h  []uint16
+	dt backend.DType
+}
+
+func (b bmat) len() int {
+	if b.h != nil {
+		return len(b.h)
+	}
+	return len(b.f)
+}
+
 func (c *CPU) gemmAsm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
-	gemmBlocked(c.parallel, c.threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+	gemmBlocked(c.parallel, c.threads, transA, transB, m, n, k, alpha, a, lda, bmat{f: b}, ldb, beta, cc, ldc)
+}
+
+// matMulHalf is MatMul with a BF16/F16 B operand: the blocked SGEMM packs
+// it (converting) when the assembly kernel runs; other builds widen B into
+// a temporary first.
+func (c *CPU) matMulHalf(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b bmat, ldb int, beta float32, cc []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if ownGemm() {
+		checkGemmLen(transA, transB, m, n, k, len(a), lda, b.len(), ldb, len(cc), ldc)
+		gemmBlocked(c.parallel, c.threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+		return
+	}
+	tmp := make([]float32, len(b.h))
+	widen(b.dt, tmp, b.h)
+	c.sgemm(transA, transB, m, n, k, alpha, a, lda, tmp, ldb, beta, cc, ldc)
 }
 
 // serial runs f over [0,n) on the calling goroutine.
@@ -39,7 +75,7 @@ func serial(n, _ int, f func(lo, hi int)) {
 
 // gemmBlocked is the blocked SGEMM; par spreads work over threads
 // goroutines (serial for calls made from inside parallel tasks).
-func gemmBlocked(par func(n, minChunk int, f func(lo, hi int)), threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
+func gemmBlocked(par func(n, minChunk int, f func(lo, hi int)), threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b bmat, ldb int, beta float32, cc []float32, ldc int) {
 	if beta != 1 {
 		par(m, 8, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -119,7 +155,12 @@ func gemmBlocked(par func(n, minChunk int, f func(lo, hi int)), threads int, tra
 
 // packB writes B[p0:p0+kcb, j0:j0+w] (w <= 16) as kcb rows of 16, zero
 // padded.
-func packB(trans bool, b []float32, ldb, p0, kcb, j0, w int, dst []float32) {
+func packB(trans bool, bm bmat, ldb, p0, kcb, j0, w int, dst []float32) {
+	if bm.h != nil {
+		packBHalf(trans, bm, ldb, p0, kcb, j0, w, dst)
+		return
+	}
+	b := bm.f
 	if !trans {
 		for p := 0; p < kcb; p++ {
 			d := dst[p*nr : p*nr+nr]
@@ -173,6 +214,38 @@ func packA(trans bool, alpha float32, a []float32, lda, i0, h, p0, kcb int, dst 
 		src := a[(i0+i)*lda+p0 : (i0+i)*lda+p0+kcb]
 		for p, v := range src {
 			dst[p*mr+i] = alpha * v
+		}
+	}
+}
+
+// packBHalf is packB for a half-precision B, widening each element
+// (exactly) to float32.
+func packBHalf(trans bool, bm bmat, ldb, p0, kcb, j0, w int, dst []float32) {
+	b, dt := bm.h, bm.dt
+	if !trans {
+		for p := 0; p < kcb; p++ {
+			d := dst[p*nr : p*nr+nr]
+			widen(dt, d[:w], b[(p0+p)*ldb+j0:(p0+p)*ldb+j0+w])
+			clear(d[w:])
+		}
+		return
+	}
+	if w < nr {
+		clear(dst)
+	}
+	if dt == backend.BF16 {
+		for j := 0; j < w; j++ {
+			src := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kcb]
+			for p, v := range src {
+				dst[p*nr+j] = bf16(v)
+			}
+		}
+		return
+	}
+	for j := 0; j < w; j++ {
+		src := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kcb]
+		for p, v := range src {
+			dst[p*nr+j] = f16(v)
 		}
 	}
 }

@@ -74,7 +74,7 @@ func BenchmarkSgemm512(b *testing.B) {
 	c := New(0)
 	b.Logf("%s", c.Name())
 	for i := 0; i < b.N; i++ {
-		c.MatMul(false, true, n, n, n, 1, x, n, y, n, 0, z, n)
+		c.matMul(false, true, n, n, n, 1, x, n, y, n, 0, z, n)
 	}
 	b.ReportMetric(float64(2*n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

@@ -1,4 +1,4 @@
-package llama
+package train
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
+	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
 // InitMain is `trainer init`: it writes a new model directory, either
@@ -74,15 +75,15 @@ func runInit(configPath, preset, model, out, tokPath, dtype string, seed int64, 
 			return err
 		}
 	}
-	var m *Model
+	var m *llama.Model
 	switch {
 	case model != "":
 		var err error
-		if m, err = LoadWeights(model); err != nil {
+		if m, err = llama.LoadWeights(model); err != nil {
 			return err
 		}
 	default:
-		var cfg Config
+		var cfg llama.Config
 		var err error
 		if preset != "" {
 			v := vocab
@@ -92,11 +93,11 @@ func runInit(configPath, preset, model, out, tokPath, dtype string, seed int64, 
 				}
 				v = pieces
 			}
-			cfg, err = Preset(preset, v)
+			cfg, err = llama.Preset(preset, v)
 			if err != nil {
 				return cli.Usagef("%v", err)
 			}
-		} else if cfg, err = LoadConfig(configPath); err != nil {
+		} else if cfg, err = llama.LoadConfig(configPath); err != nil {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
@@ -105,7 +106,7 @@ func runInit(configPath, preset, model, out, tokPath, dtype string, seed int64, 
 		if err := cfg.CheckMemory(true); err != nil {
 			return err
 		}
-		m = New(cfg, seed)
+		m = llama.New(cfg, seed)
 	}
 	if tokPath != "" {
 		m.TokenizerPath = tokPath
