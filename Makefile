@@ -40,3 +40,6 @@ fixtures:
 
 clean:
 	rm -rf $(BIN)
+
+# The whole recipe end to end under RUN (default out/alpaca): see docs/alpaca.md.
+include mk/alpaca.mk

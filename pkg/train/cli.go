@@ -25,8 +25,8 @@ with --no-packing, like the original). Checkpoints (weights, optimizer state,
 data position) are written atomically to OUT/checkpoint-N every --save-every
 steps; --resume continues bit-exactly. The final model goes to OUT.
 
-Subcommands: 'trainer init' makes a base model, 'trainer plot' draws a
-metrics file. See docs/trainer.md.`
+Subcommands: 'trainer init' makes a base model, 'trainer eval' computes a
+held-out loss, 'trainer plot' draws a metrics file. See docs/trainer.md.`
 
 const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
 tokenize --model base/tokenizer.model prompts.jsonl -o tokens.bin
@@ -40,6 +40,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "plot":
 			return PlotMain(args[1:], stdin, stdout, stderr)
+		case "eval":
+			return EvalMain(args[1:], stdin, stdout, stderr)
 		case "init":
 			return InitMain(args[1:], stdout, stderr)
 		case "train":
