@@ -22,6 +22,11 @@ type OpenOptions struct {
 	// stored, memory-mapped where possible, converted to f32 on the fly
 	// inside the matmul); "float32" converts.
 	DType string
+	// Adapter, when set, is a PEFT LoRA adapter directory
+	// (adapter_config.json + adapter_model.safetensors) applied at load:
+	// each targeted matrix becomes W + (α/r)·B·A in fp32 (a bf16/f16
+	// matrix is widened to an fp32 copy first; the others stay as stored).
+	Adapter string
 }
 
 // Open loads config.json + safetensors (single or sharded) from dir for
@@ -122,6 +127,14 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 	}
 	if tp := filepath.Join(dir, TokenizerFile); fileExists(tp) {
 		m.TokenizerPath = tp
+	}
+	if opt.Adapter != "" {
+		if _, err := m.LoadAdapter(opt.Adapter); err != nil {
+			return nil, err
+		}
+		if err := m.MergeLoRA(); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return m, nil

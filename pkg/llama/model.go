@@ -75,6 +75,7 @@ type Model struct {
 	actCap           int
 	inf              inferBufs
 	fwdLogits        backend.Buffer
+	lora             *LoRA // attached adapter: the base is frozen
 }
 
 // arenaAlign is the alignment (elements) of each parameter in the arenas:
