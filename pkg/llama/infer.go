@@ -57,6 +57,16 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openOn(dir, be, keep, opt.Adapter)
+}
+
+// OpenOn is Open on the backend be with weights kept as stored (no
+// adapter): the frozen base of LoRA training.
+func OpenOn(dir string, be backend.Backend) (*Model, error) {
+	return openOn(dir, be, true, "")
+}
+
+func openOn(dir string, be backend.Backend, keep bool, adapter string) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -128,8 +138,8 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 	if tp := filepath.Join(dir, TokenizerFile); fileExists(tp) {
 		m.TokenizerPath = tp
 	}
-	if opt.Adapter != "" {
-		if _, err := m.LoadAdapter(opt.Adapter); err != nil {
+	if adapter != "" {
+		if _, err := m.LoadAdapter(adapter); err != nil {
 			return nil, err
 		}
 		if err := m.MergeLoRA(); err != nil {

@@ -65,6 +65,11 @@ type State struct {
 	Threads int    `json:"threads"` // CPU threads: results depend on them, resuming uses the same
 	Warmup  int    `json:"warmup_steps_resolved"`
 	Config  Config `json:"config"`
+	// LoRA training: the dropout passes drawn so far (the masks' stream).
+	LoRA *struct {
+		DropoutCalls uint64 `json:"dropout_calls"`
+	} `json:"lora,omitempty"`
+	Eval *EvalState `json:"eval,omitempty"`
 }
 
 // State captures the trainer's state.
@@ -79,6 +84,12 @@ func (t *Trainer) State(lastLoss float64) *State {
 	s.Data.Fingerprint = t.Data.Header.FingerprintHex()
 	s.Model.Source, s.Model.WeightsDType = t.Source, "float32"
 	s.Optimizer.Type, s.Optimizer.File, s.Optimizer.Step = "adamw", OptimizerFile, t.Opt.Step
+	if t.LoRA != nil {
+		s.LoRA = &struct {
+			DropoutCalls uint64 `json:"dropout_calls"`
+		}{t.LoRA.DropoutCalls}
+	}
+	s.Eval = t.Eval
 	return s
 }
 
@@ -260,6 +271,15 @@ func (t *Trainer) Restore(dir string, s *State) error {
 	}
 	if s.Model.WeightsDType != "float32" {
 		return fmt.Errorf("%s holds %s weights; resuming needs the float32 master weights of a checkpoint-N directory", dir, s.Model.WeightsDType)
+	}
+	if t.Eval != nil && s.Eval != nil && t.Eval.Fraction > 0 && (t.Eval.HeldOut != s.Eval.HeldOut || t.Eval.SHA256 != s.Eval.SHA256) {
+		return fmt.Errorf("%s held out %d examples (sha256 %.12s…), this run %d (sha256 %.12s…)", dir, s.Eval.HeldOut, s.Eval.SHA256, t.Eval.HeldOut, t.Eval.SHA256)
+	}
+	if t.LoRA != nil {
+		if s.LoRA == nil {
+			return fmt.Errorf("%s is not a LoRA checkpoint", dir)
+		}
+		t.LoRA.DropoutCalls = s.LoRA.DropoutCalls
 	}
 	if err := t.LoadOptimizer(filepath.Join(dir, s.Optimizer.File), s.Optimizer.Step); err != nil {
 		return err
