@@ -177,8 +177,16 @@ func (m *Model) LoadAdapter(dir string) (*LoRA, error) {
 		}
 		e := have[key{l, k}]
 		i := 0
+		in, out := m.dims(k)
+		want := []int{cfg.R, in}
 		if mt[4] == "B" {
 			i = 1
+			want = []int{out, cfg.R}
+		}
+		// shapes first: the allocation below follows from them (and
+		// the tensors' bytes are in the file)
+		if info, _ := st.Info(name); !sameShape(info.Shape, want) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (r %d)", path, name, info.Shape, want, cfg.R)
 		}
 		if e[i] != "" {
 			return nil, fmt.Errorf("%s: tensors %q and %q are the same matrix", path, e[i], name)
