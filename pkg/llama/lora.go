@@ -384,14 +384,21 @@ func (lr *LoRA) drawMask(md *loraMod, N int) {
 		lr.maskHost = make([]float32, n)
 	}
 	lr.maskHost = lr.maskHost[:n]
-	p := lr.cfg.Dropout
-	keep := float32(1 / (1 - p))
-	r := rand.New(rand.NewPCG(lr.seed^0x9e3779b97f4a7c15, lr.DropoutCalls<<16|uint64(md.layer)<<3|uint64(md.kind)))
-	for i := range lr.maskHost {
-		if r.Float64() < p {
-			lr.maskHost[i] = 0
-		} else {
-			lr.maskHost[i] = keep
+	keep := float32(1 / (1 - lr.cfg.Dropout))
+	// element dropped when its 32-bit uniform lane is below p·2³²
+	thr := uint64(lr.cfg.Dropout * (1 << 32))
+	r := rand.NewPCG(lr.seed^0x9e3779b97f4a7c15, lr.DropoutCalls<<16|uint64(md.layer)<<3|uint64(md.kind))
+	mh := lr.maskHost
+	for i := 0; i < len(mh); i += 2 {
+		u := r.Uint64()
+		for j, lane := range [2]uint64{u & 0xffffffff, u >> 32} {
+			if i+j < len(mh) {
+				if lane < thr {
+					mh[i+j] = 0
+				} else {
+					mh[i+j] = keep
+				}
+			}
 		}
 	}
 }

@@ -328,8 +328,26 @@ func TestLoRADropout(t *testing.T) {
 	if a == off || a == c || math.IsNaN(a) || math.IsNaN(c) {
 		t.Errorf("dropout did not change the loss by seed: off %.9g, seed 1 %.9g, seed 2 %.9g", off, a, c)
 	}
-	// Forward (evaluation) never drops
+	// the mask drops about p of the elements and scales the rest by 1/(1-p)
 	m, l := loraModel(t)
+	l.SetDropout(0.3)
+	md := l.mods[1][tDown]
+	l.drawMask(md, 500)
+	zeros := 0
+	for _, v := range l.maskHost {
+		switch v {
+		case 0:
+			zeros++
+		case float32(1 / 0.7):
+		default:
+			t.Fatalf("mask value %v", v)
+		}
+	}
+	if f := float64(zeros) / float64(len(l.maskHost)); math.Abs(f-0.3) > 0.01 {
+		t.Errorf("dropped fraction %.4f, want 0.3", f)
+	}
+	// Forward (evaluation) never drops
+	m, l = loraModel(t)
 	l.SetDropout(0.3)
 	if e := relErr(m.Forward(lf.batch), lf.f32(t, "expect.logits")); !(e <= parityTol) {
 		t.Errorf("Forward with dropout set: rel err %.3g", e)
