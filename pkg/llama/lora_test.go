@@ -433,3 +433,67 @@ func FuzzAdapterConfig(f *testing.F) {
 		}
 	})
 }
+
+// PEFT variants that load: keys with the adapter name (".default"), bf16
+// tensors, a regular expression for target_modules, an adapter on some
+// layers only.
+func TestAdapterVariants(t *testing.T) {
+	lf := loadLoRAFixture(t)
+	src, err := safetensors.Open(filepath.Join(loraDir, "adapter", AdapterWeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	good, _ := os.ReadFile(filepath.Join(loraDir, "adapter", AdapterConfigFile))
+	dir := t.TempDir()
+	var ts []safetensors.Tensor
+	for _, name := range src.Names() {
+		v, _ := src.Float32(name)
+		info, _ := src.Info(name)
+		b, _ := safetensors.EncodeFloat32(safetensors.BF16, v)
+		ts = append(ts, safetensors.Tensor{Name: strings.Replace(name, ".weight", ".default.weight", 1), DType: safetensors.BF16, Shape: info.Shape, Data: b})
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, AdapterWeightsFile), ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(good), `"target_modules": [`)
+	end := start + strings.Index(string(good)[start:], "]")
+	cfg := string(good)[:start] + `"target_modules": ".*_proj"` + string(good)[end+1:]
+	os.WriteFile(filepath.Join(dir, AdapterConfigFile), []byte(cfg), 0o644)
+	m, err := Load(filepath.Join(loraDir, "base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.LoadAdapter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Config().Targets) != 7 || len(l.Params()) != 28 {
+		t.Fatalf("targets %v, %d tensors", l.Config().Targets, len(l.Params()))
+	}
+	// bf16-rounded adapter: close to the fp32 one's logits, not equal
+	e := relErr(m.Forward(lf.batch), lf.f32(t, "expect.logits"))
+	if !(e > 0 && e <= 2e-2) {
+		t.Errorf("bf16 adapter logits rel err %.3g", e)
+	}
+	// layer 1 only
+	var one []safetensors.Tensor
+	for _, x := range ts {
+		if strings.Contains(x.Name, "layers.1.") {
+			one = append(one, x)
+		}
+	}
+	safetensors.WriteFile(filepath.Join(dir, AdapterWeightsFile), one, nil)
+	m2, _ := Load(filepath.Join(loraDir, "base"))
+	l2, err := m2.LoadAdapter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l2.Params()) != 14 || l2.mods[0][tQ] != nil || l2.mods[1][tQ] == nil {
+		t.Errorf("layer-1-only adapter: %d tensors", len(l2.Params()))
+	}
+	l2.SetDropout(0)
+	if _, _, err := m2.ForwardBackward(lf.batch, 1); err != nil {
+		t.Fatal(err)
+	}
+}
