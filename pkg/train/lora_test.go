@@ -179,6 +179,22 @@ func TestCLILoRAResumeBitExact(t *testing.T) {
 	if e := testutil.MaxRelErr(logits[1], logits[0]); !(e <= 1e-6) {
 		t.Errorf("Open(base, adapter) vs merged: rel err %.3g", e)
 	}
+	// trainer eval with the adapter = trainer eval of the merged model
+	var evl [2]float64
+	for i, args := range [][]string{{"--model", base, "--adapter", straight}, {"--model", merged}} {
+		code, out, stderr := runCLI(append([]string{"eval", "--data", data, "--quiet", "--seq-len", "24"}, args...)...)
+		if code != 0 {
+			t.Fatalf("eval %v: %d %s", args, code, stderr)
+		}
+		var r EvalResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		evl[i] = r.Loss
+	}
+	if e := testutil.RelErr(evl[0], evl[1], 0); !(e <= 1e-5) {
+		t.Errorf("eval with the adapter %.8f, merged %.8f", evl[0], evl[1])
+	}
 	// the plot draws the eval series
 	if code, _, stderr := runCLI("plot", "--metrics", straight+".jsonl", "-o", filepath.Join(dir, "p.png")); code != 0 {
 		t.Errorf("plot: %d %s", code, stderr)
