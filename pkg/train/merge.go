@@ -21,7 +21,7 @@ dtype (or --dtype), with the base's tokenizer files.`
 
 const mergeExample = `trainer --lora --model base --data tokens.bin --out adapter
 trainer merge --model base --adapter adapter --out merged
-weightdiff diff --base base --tuned merged -o diff`
+weightdiff make --raw base --tuned merged --out diff`
 
 // MergeMain is `trainer merge`.
 func MergeMain(args []string, stdout, stderr io.Writer) int {
