@@ -12,6 +12,7 @@ import (
 
 	"github.com/alpaca-go/alpaca/pkg/backend"
 	"github.com/alpaca-go/alpaca/pkg/safetensors"
+	"github.com/alpaca-go/alpaca/pkg/torchbin"
 	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
@@ -20,6 +21,19 @@ const (
 	AdapterConfigFile  = "adapter_config.json"
 	AdapterWeightsFile = "adapter_model.safetensors"
 )
+
+// AdapterBinFile is the older PEFT weights file (a torch.save pickle),
+// read when there is no AdapterWeightsFile.
+const AdapterBinFile = "adapter_model.bin"
+
+// adapterTensors is what LoadAdapter reads: a safetensors file or a
+// torch pickle.
+type adapterTensors interface {
+	Names() []string
+	Info(name string) (safetensors.TensorInfo, bool)
+	Bytes(name string) ([]byte, error)
+	Close() error
+}
 
 // maxAdapterConfigBytes bounds adapter_config.json (untrusted input).
 const maxAdapterConfigBytes = 1 << 20
@@ -146,15 +160,19 @@ func (m *Model) LoadAdapter(dir string) (*LoRA, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, AdapterWeightsFile)
-	if _, err := os.Stat(path); err != nil {
-		if _, e2 := os.Stat(filepath.Join(dir, "adapter_model.bin")); e2 == nil {
-			return nil, fmt.Errorf("%s holds adapter_model.bin (a pickle); convert it to %s (PEFT's safe_serialization=True)", dir, AdapterWeightsFile)
+	var st adapterTensors
+	if _, err := os.Stat(path); err == nil {
+		if st, err = safetensors.Open(path); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	st, err := safetensors.Open(path)
-	if err != nil {
-		return nil, err
+	} else if bin := filepath.Join(dir, AdapterBinFile); fileExists(bin) {
+		// older PEFT: a torch.save pickle, read without executing it
+		path = bin
+		if st, err = torchbin.Open(bin); err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, fmt.Errorf("%s: no %s (or %s)", dir, AdapterWeightsFile, AdapterBinFile)
 	}
 	defer st.Close()
 	type key struct{ l, k int }
@@ -216,7 +234,11 @@ func (m *Model) LoadAdapter(dir string) (*LoRA, error) {
 					m.freeLoRA(l)
 					return nil, fmt.Errorf("%s: tensor %q has shape %v, want %v (r %d)", path, e[i], info.Shape, p.Shape, cfg.R)
 				}
-				v, err := st.Float32(e[i])
+				raw, err := st.Bytes(e[i])
+				var v []float32
+				if err == nil {
+					v, err = safetensors.DecodeFloat32(info.DType, raw)
+				}
 				if err != nil {
 					m.freeLoRA(l)
 					return nil, fmt.Errorf("%s: tensor %q: %w", path, e[i], err)

@@ -497,3 +497,26 @@ func TestAdapterVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The older PEFT format: adapter_model.bin (torch.save) loads to the same
+// tensors as the safetensors file.
+func TestAdapterBin(t *testing.T) {
+	m, l := loraModel(t)
+	m2, err := Load(filepath.Join(loraDir, "base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := m2.LoadAdapter(filepath.Join(loraDir, "adapter_bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l2.Params()) != len(l.Params()) {
+		t.Fatalf("%d tensors from the .bin, %d from safetensors", len(l2.Params()), len(l.Params()))
+	}
+	for i, p := range l.Params() {
+		if e := testutil.MaxAbsErr(W(l2.Params()[i]), W(p)); e != 0 {
+			t.Errorf("%s: .bin differs by %g", p.Name, e)
+		}
+	}
+	_ = m
+}
