@@ -152,6 +152,9 @@ type Backend interface {
 	Add(dst, src Buffer)
 	// Scale: x *= s (gradient clipping).
 	Scale(x Buffer, s float32)
+	// Mul: dst = a ⊙ b elementwise (same lengths, F32; dst may be a or b):
+	// LoRA's dropout mask.
+	Mul(dst, a, b Buffer)
 	// SumSquares returns the sum of x[i]^2 over the spans: each span is
 	// summed in order in float64, then the spans' sums are added in order
 	// (the squared global gradient norm).

@@ -160,3 +160,52 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportMetric(float64(b.N*len(caches))/b.Elapsed().Seconds(), "tok/s")
 	})
 }
+
+// BenchmarkLoRAStep is BenchmarkStep's whole trainer step (BENCH_OPT=1)
+// with a LoRA adapter (r 8, alpha 16, dropout 0.05 on q_proj and v_proj,
+// alpaca-lora's defaults): a frozen fp32 base without a gradient arena,
+// clipping and AdamW over the adapter's arenas only. BENCH_CONFIG=name
+// limits it to one config.
+func BenchmarkLoRAStep(b *testing.B) {
+	for _, bc := range benchConfigs {
+		if s := os.Getenv("BENCH_CONFIG"); s != "" && s != bc.name {
+			continue
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			m := newInit(bc.cfg, 1, nil, false)
+			l, err := m.AddLoRA(DefaultLoRAConfig(), 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := benchBatch(bc.cfg.VocabSize, bc.B, bc.T, bc.example)
+			be := m.Backend()
+			var spans []backend.Span
+			for _, p := range l.Params() {
+				spans = append(spans, p.Span(true))
+			}
+			mom, _ := be.Alloc(backend.F32, l.ArenaLen())
+			vel, _ := be.Alloc(backend.F32, l.ArenaLen())
+			step := int64(0)
+			run := func() {
+				l.ZeroGrad()
+				if _, _, err := m.ForwardBackward(batch, 1/float32(bc.B*bc.T)); err != nil {
+					b.Fatal(err)
+				}
+				norm := math.Sqrt(be.SumSquares(l.Grads(), spans))
+				if c := 1 / (norm + 1e-6); c < 1 {
+					be.Scale(l.Grads(), float32(c))
+				}
+				step++
+				be.AdamW(l.Weights(), l.Grads(), mom, vel, spans, backend.AdamW{LR: 3e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: step})
+			}
+			run()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run()
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(bc.B*bc.T)/sec, "tok/s")
+			b.ReportMetric(sec*1000, "ms/step")
+		})
+	}
+}

@@ -22,6 +22,11 @@ type OpenOptions struct {
 	// stored, memory-mapped where possible, converted to f32 on the fly
 	// inside the matmul); "float32" converts.
 	DType string
+	// Adapter, when set, is a PEFT LoRA adapter directory
+	// (adapter_config.json + adapter_model.safetensors) applied at load:
+	// each targeted matrix becomes W + (α/r)·B·A in fp32 (a bf16/f16
+	// matrix is widened to an fp32 copy first; the others stay as stored).
+	Adapter string
 }
 
 // Open loads config.json + safetensors (single or sharded) from dir for
@@ -52,6 +57,16 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openOn(dir, be, keep, opt.Adapter)
+}
+
+// OpenOn is Open on the backend be with weights kept as stored (no
+// adapter): the frozen base of LoRA training.
+func OpenOn(dir string, be backend.Backend) (*Model, error) {
+	return openOn(dir, be, true, "")
+}
+
+func openOn(dir string, be backend.Backend, keep bool, adapter string) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -128,6 +143,14 @@ func Open(dir string, opt OpenOptions) (*Model, error) {
 	}
 	if tp := filepath.Join(dir, TokenizerFile); fileExists(tp) {
 		m.TokenizerPath = tp
+	}
+	if adapter != "" {
+		if _, err := m.LoadAdapter(adapter); err != nil {
+			return nil, err
+		}
+		if err := m.MergeLoRA(); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return m, nil

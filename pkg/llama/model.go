@@ -75,6 +75,7 @@ type Model struct {
 	actCap           int
 	inf              inferBufs
 	fwdLogits        backend.Buffer
+	lora             *LoRA // attached adapter: the base is frozen
 }
 
 // arenaAlign is the alignment (elements) of each parameter in the arenas:
@@ -91,7 +92,12 @@ func New(cfg Config, seed int64) *Model { return NewOn(cfg, seed, nil) }
 
 // NewOn is New on the backend be (nil: the default backend).
 func NewOn(cfg Config, seed int64, be backend.Backend) *Model {
-	m := newEmpty(cfg, true, be)
+	return newInit(cfg, seed, be, true)
+}
+
+// newInit is NewOn, with a gradient arena only when grads.
+func newInit(cfg Config, seed int64, be backend.Backend, grads bool) *Model {
+	m := newEmpty(cfg, grads, be)
 	std := cfg.InitializerRange
 	var wg sync.WaitGroup
 	for i, p := range m.params {

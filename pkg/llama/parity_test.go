@@ -31,17 +31,25 @@ type fixture struct {
 
 func loadFixture(t *testing.T, name string) *fixture {
 	t.Helper()
-	f, err := safetensors.Open(filepath.Join("testdata", "parity_"+name+".safetensors"))
+	fx := loadFixtureFile(t, filepath.Join("testdata", "parity_"+name+".safetensors"))
+	cfg, err := ParseConfig([]byte(fx.f.Metadata()["config"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cfg = cfg
+	return fx
+}
+
+// loadFixtureFile opens a fixture and reads its batch and metadata.
+func loadFixtureFile(t *testing.T, path string) *fixture {
+	t.Helper()
+	f, err := safetensors.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
 	meta := f.Metadata()
-	cfg, err := ParseConfig([]byte(meta["config"]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx := &fixture{f: f, cfg: cfg}
+	fx := &fixture{f: f}
 	fx.loss, _ = strconv.ParseFloat(meta["loss_sum"], 64)
 	fx.n, _ = strconv.Atoi(meta["n_targets"])
 	i32 := func(n string) ([]int32, []int64) {

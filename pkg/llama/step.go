@@ -200,8 +200,8 @@ func (m *Model) Check(b *Batch) error {
 }
 
 // forward runs the decoder stack and the final norm, leaving everything
-// needed by backward in m.act.
-func (m *Model) forward(b *Batch) error {
+// needed by backward in m.act; train draws LoRA dropout masks.
+func (m *Model) forward(b *Batch, train bool) error {
 	c := m.Config
 	be := m.be
 	B, T := b.B, b.T
@@ -213,6 +213,11 @@ func (m *Model) forward(b *Batch) error {
 	eps := float32(c.RMSNormEps)
 	if err := m.ensureActs(B, T); err != nil {
 		return err
+	}
+	if m.lora != nil {
+		if err := m.lora.ensure(be, N, max(D, I), D); err != nil {
+			return err
+		}
 	}
 	maxPos := int32(0)
 	for _, p := range b.Pos {
@@ -235,18 +240,33 @@ func (m *Model) forward(b *Batch) error {
 		be.MatMul(false, true, N, D, D, 1, la.xn1, D, ly.q.w, D, 0, la.q, D)
 		be.MatMul(false, true, N, Dkv, D, 1, la.xn1, D, ly.k.w, D, 0, la.k, Dkv)
 		be.MatMul(false, true, N, Dkv, D, 1, la.xn1, D, ly.v.w, D, 0, la.v, Dkv)
+		if m.lora != nil {
+			m.loraFwd(l, tQ, la.xn1, la.q, N, train)
+			m.loraFwd(l, tK, la.xn1, la.k, N, train)
+			m.loraFwd(l, tV, la.xn1, la.v, N, train)
+		}
 		be.RoPE(la.q, a.pos, N, NH, HD, m.ropeCos, m.ropeSin, false)
 		be.RoPE(la.k, a.pos, N, NKV, HD, m.ropeCos, m.ropeSin, false)
 		be.Attention(la.att, la.lse, la.q, la.k, la.v, a.seg, shape)
 		be.Copy(la.h, x)
 		be.MatMul(false, true, N, D, D, 1, la.att, D, ly.o.w, D, 1, la.h, D)
+		if m.lora != nil {
+			m.loraFwd(l, tO, la.att, la.h, N, train)
+		}
 		be.RMSNorm(la.hn, la.rstd2, la.h, ly.postNorm.w, N, D, eps)
 		be.MatMul(false, true, N, I, D, 1, la.hn, D, ly.gate.w, D, 0, la.gate, I)
 		be.MatMul(false, true, N, I, D, 1, la.hn, D, ly.up.w, D, 0, la.up, I)
+		if m.lora != nil {
+			m.loraFwd(l, tGate, la.hn, la.gate, N, train)
+			m.loraFwd(l, tUp, la.hn, la.up, N, train)
+		}
 		be.SwiGLU(la.act, la.gate, la.up)
 		out := a.xs[l+1]
 		be.Copy(out, la.h)
 		be.MatMul(false, true, N, D, I, 1, la.act, I, ly.down.w, I, 1, out, D)
+		if m.lora != nil {
+			m.loraFwd(l, tDown, la.act, out, N, train)
+		}
 	}
 	be.RMSNorm(a.xnF, a.rstdF, a.xs[len(m.layers)], m.norm.w, N, D, eps)
 	return nil
@@ -258,7 +278,7 @@ func (m *Model) Forward(b *Batch) (logits []float32) {
 	if err := m.Check(b); err != nil {
 		panic(err)
 	}
-	if err := m.forward(b); err != nil {
+	if err := m.forward(b, false); err != nil {
 		panic(err)
 	}
 	N, D, V := b.B*b.T, m.Config.HiddenSize, m.Config.VocabSize
@@ -283,6 +303,9 @@ func (m *Model) ForwardBackward(b *Batch, scale float32) (lossSum float64, n int
 	if b.Target == nil {
 		return 0, 0, fmt.Errorf("llama: ForwardBackward needs targets")
 	}
+	if m.lora != nil {
+		return m.forwardBackwardLoRA(b, scale)
+	}
 	if err := m.ensureGrads(); err != nil {
 		return 0, 0, err
 	}
@@ -294,7 +317,7 @@ func (m *Model) ForwardBackward(b *Batch, scale float32) (lossSum float64, n int
 	HD := c.HeadDim()
 	NH, NKV := c.NumAttentionHeads, c.NumKeyValueHeads
 	Dkv := NKV * HD
-	if err := m.forward(b); err != nil {
+	if err := m.forward(b, true); err != nil {
 		return 0, 0, err
 	}
 	a := &m.act

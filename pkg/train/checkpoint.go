@@ -71,6 +71,11 @@ type State struct {
 	// --save-limit): not part of the trajectory, but a resumed run keeps
 	// doing it unless told otherwise.
 	Saving Saving `json:"saving"`
+	// LoRA training: the dropout passes drawn so far (the masks' stream).
+	LoRA *struct {
+		DropoutCalls uint64 `json:"dropout_calls"`
+	} `json:"lora,omitempty"`
+	Eval *EvalState `json:"eval,omitempty"`
 }
 
 // Saving is the checkpointing of a run.
@@ -154,6 +159,12 @@ func (t *Trainer) State(lastLoss float64) *State {
 	s.Model.Source, s.Model.WeightsDType = t.Source, "float32"
 	s.Optimizer.Type, s.Optimizer.File, s.Optimizer.Step = "adamw", OptimizerFile, t.Opt.Step
 	s.Saving = t.Saving
+	if t.LoRA != nil {
+		s.LoRA = &struct {
+			DropoutCalls uint64 `json:"dropout_calls"`
+		}{t.LoRA.DropoutCalls}
+	}
+	s.Eval = t.Eval
 	return s
 }
 
@@ -365,6 +376,15 @@ func (t *Trainer) Restore(dir string, s *State) error {
 	}
 	if s.Optimizer.File == "" {
 		return fmt.Errorf("%s: no optimizer state (optimizer.file is empty); resuming needs a checkpoint-N directory", where)
+	}
+	if t.Eval != nil && s.Eval != nil && t.Eval.Fraction > 0 && (t.Eval.HeldOut != s.Eval.HeldOut || t.Eval.SHA256 != s.Eval.SHA256) {
+		return fmt.Errorf("%s held out %d examples (sha256 %.12s…), this run %d (sha256 %.12s…)", dir, s.Eval.HeldOut, s.Eval.SHA256, t.Eval.HeldOut, t.Eval.SHA256)
+	}
+	if t.LoRA != nil {
+		if s.LoRA == nil {
+			return fmt.Errorf("%s is not a LoRA checkpoint", dir)
+		}
+		t.LoRA.DropoutCalls = s.LoRA.DropoutCalls
 	}
 	if err := t.LoadOptimizer(filepath.Join(dir, s.Optimizer.File), s.Optimizer.Step); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,13 +27,21 @@ with --no-packing, like the original). Checkpoints (weights, optimizer state,
 data position) are written atomically to OUT/checkpoint-N every --save-every
 steps; --resume continues bit-exactly. The final model goes to OUT.
 
+With --lora (or any --lora-* flag) only a LoRA adapter is trained, on the
+frozen base, and OUT is a PEFT adapter directory (adapter_config.json,
+adapter_model.safetensors). --eval-fraction/--eval-data with --eval-every
+write the held-out loss into the metrics.
+
 Subcommands: 'trainer init' makes a base model, 'trainer eval' computes a
-held-out loss, 'trainer plot' draws a metrics file. See docs/trainer.md.`
+held-out loss, 'trainer plot' draws a metrics file, 'trainer merge' folds a
+LoRA adapter into its base. See docs/trainer.md.`
 
 const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
 tokenize --model base/tokenizer.model prompts.jsonl -o tokens.bin
 trainer --model base --data tokens.bin --out tuned --epochs 3 --metrics m.jsonl
 trainer --resume tuned --data tokens.bin        # after an interruption
+trainer --lora --model base --data tokens.bin --out adapter --eval-fraction 0.05 --eval-every 50
+trainer merge --model base --adapter adapter --out merged
 trainer plot --metrics m.jsonl -o loss.png`
 
 // Main runs the trainer binary: training, or a subcommand (init, plot).
@@ -45,6 +54,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return EvalMain(args[1:], stdin, stdout, stderr)
 		case "init":
 			return InitMain(args[1:], stdout, stderr)
+		case "merge":
+			return MergeMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}
@@ -61,6 +72,10 @@ type trainFlags struct {
 	reduction, schedule                                   string
 	seed                                                  int64
 	common                                                cli.Common
+	lora                                                  bool
+	loraR, evalEvery                                      int
+	loraAlpha, loraDropout, evalFraction                  float64
+	loraTargets, evalData                                 string
 }
 
 // TrainMain is `trainer [train]`.
@@ -98,6 +113,15 @@ func TrainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.saveEvery, "save-every", 0, "write OUT/checkpoint-N every `N` steps (0: only the final model)")
 	fs.IntVar(&f.saveLimit, "save-limit", 0, "keep only the newest `N` checkpoints (0: all)")
 	fs.StringVar(&f.saveDtype, "save-dtype", "float32", "`DTYPE` of the final model's weights: float32, bfloat16 or float16 (checkpoints are always float32)")
+	ld := llama.DefaultLoRAConfig()
+	fs.BoolVar(&f.lora, "lora", false, "train a LoRA adapter (PEFT layout) on the frozen base instead of every weight; any --lora-* flag implies it")
+	fs.IntVar(&f.loraR, "lora-r", ld.R, "LoRA rank `R`")
+	fs.Float64Var(&f.loraAlpha, "lora-alpha", ld.Alpha, "LoRA alpha `A` (the update is scaled by A/R)")
+	fs.Float64Var(&f.loraDropout, "lora-dropout", ld.Dropout, "dropout `P` on the LoRA branch's input")
+	fs.StringVar(&f.loraTargets, "lora-targets", strings.Join(ld.Targets, ","), "`LIST` of modules to adapt: some of "+strings.Join(llama.LoRATargets, ","))
+	fs.Float64Var(&f.evalFraction, "eval-fraction", 0, "hold out fraction `F` of the stream's examples (seeded by --seed) for evaluation; they are never trained on")
+	fs.StringVar(&f.evalData, "eval-data", "", "held-out token stream `FILE` for evaluation (instead of --eval-fraction)")
+	fs.IntVar(&f.evalEvery, "eval-every", 0, "evaluate the held-out loss every `N` steps (and after the last) into the metrics file; 0 with a held-out set: after the last step only")
 	cmd.AddCommon(&f.common, cli.FlagWorkers|cli.FlagProgress)
 	pos, err := cmd.Parse(args)
 	if err == nil && len(pos) > 0 {
@@ -168,6 +192,29 @@ func configFromFlags(f *trainFlags, set map[string]bool, base Config, resume boo
 	}
 	if use("micro-batch") {
 		c.Batch.MicroBatch = f.microBatch
+	}
+	if use("eval-fraction") {
+		c.EvalFraction = f.evalFraction
+	}
+	if f.lora || set["lora-r"] || set["lora-alpha"] || set["lora-dropout"] || set["lora-targets"] {
+		if c.LoRA == nil {
+			c.LoRA = &llama.LoRAConfig{R: f.loraR, Alpha: f.loraAlpha, Dropout: f.loraDropout, Targets: sortedTargets(parseTargets(f.loraTargets))}
+		} else {
+			l := *c.LoRA
+			if set["lora-r"] {
+				l.R = f.loraR
+			}
+			if set["lora-alpha"] {
+				l.Alpha = f.loraAlpha
+			}
+			if set["lora-dropout"] {
+				l.Dropout = f.loraDropout
+			}
+			if set["lora-targets"] {
+				l.Targets = sortedTargets(parseTargets(f.loraTargets))
+			}
+			c.LoRA = &l
+		}
 	}
 	if set["batch-tokens"] && (set["batch-size"] || set["grad-accum"]) {
 		return c, cli.Usagef("--batch-tokens and --batch-size/--grad-accum both set the global batch; give one")
@@ -302,9 +349,39 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if err != nil {
 		return err
 	}
-	m, err := llama.LoadOn(modelDir, be)
-	if err != nil {
-		return err
+	var (
+		m  *llama.Model
+		tm Model
+		lr *llama.LoRA
+	)
+	if cfg.LoRA != nil {
+		// the frozen base as stored (bf16/f16 stay so), the adapter fresh
+		// or from the checkpoint
+		if m, err = llama.OpenOn(source, be); err != nil {
+			return err
+		}
+		defer m.Close()
+		if ck != "" {
+			if lr, err = m.LoadAdapter(ck); err != nil {
+				return err
+			}
+			if got := lr.Config(); got.R != cfg.LoRA.R || got.Alpha != cfg.LoRA.Alpha || !slices.Equal(got.Targets, sortedTargets(cfg.LoRA.Targets)) {
+				return fmt.Errorf("%s: the adapter (r %d, alpha %v, %v) is not the checkpoint's configuration", ck, got.R, got.Alpha, got.Targets)
+			}
+		} else if lr, err = m.AddLoRA(*cfg.LoRA, cfg.Batch.Seed); err != nil {
+			return err
+		}
+		if err := lr.SetDropout(cfg.LoRA.Dropout); err != nil {
+			return err
+		}
+		lr.SetDropoutSeed(cfg.Batch.Seed)
+		lr.BaseModel = source
+		tm = loraModel{m}
+	} else {
+		if m, err = llama.LoadOn(modelDir, be); err != nil {
+			return err
+		}
+		tm = m
 	}
 	files, err := ReadModelFiles(modelDir)
 	if err != nil {
@@ -324,11 +401,49 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		return cli.Usagef("--seq-len %d exceeds the model's max_position_embeddings %d", cfg.Batch.SeqLen, m.Config.MaxPositionEmbeddings)
 	}
 
-	tr, err := New(cfg, m, data)
+	// The held-out set.
+	var (
+		evalSet *Dataset
+		evalSt  *EvalState
+	)
+	if st != nil && st.Eval != nil {
+		if !set["eval-every"] {
+			f.evalEvery = st.Eval.Every
+		}
+		if f.evalData == "" {
+			f.evalData = st.Eval.Data
+		}
+	}
+	if f.evalEvery < 0 {
+		return cli.Usagef("--eval-every %d is negative", f.evalEvery)
+	}
+	switch {
+	case cfg.EvalFraction > 0 && f.evalData != "":
+		return cli.Usagef("--eval-fraction and --eval-data both give a held-out set; give one")
+	case cfg.EvalFraction > 0:
+		if data, evalSet, evalSt, err = SplitEval(data, cfg.EvalFraction, cfg.Batch.Seed); err != nil {
+			return cli.Usagef("%v", err)
+		}
+	case f.evalData != "":
+		if evalSet, err = openDataset(f.evalData, nil); err != nil {
+			return err
+		}
+		if err := evalSet.CheckModel(m.Config.VocabSize, fp, modelDir); err != nil {
+			return err
+		}
+		evalSt = &EvalState{Data: f.evalData, HeldOut: len(evalSet.Examples)}
+	case f.evalEvery > 0:
+		return cli.Usagef("--eval-every needs a held-out set: --eval-fraction F or --eval-data FILE")
+	}
+	if evalSt != nil {
+		evalSt.Every = f.evalEvery
+	}
+
+	tr, err := New(cfg, tm, data)
 	if err != nil {
 		return err
 	}
-	tr.Source, tr.Files, tr.Threads = source, files, f.common.Workers
+	tr.Source, tr.Files, tr.Threads, tr.LoRA, tr.Eval = source, files, f.common.Workers, lr, evalSt
 	tr.Saving = Saving{Every: f.saveEvery, Limit: f.saveLimit}
 	// What killed runs left in OUT (hidden temporary checkpoint, final
 	// and pruned directories) goes now; a live writer's is locked.
@@ -346,7 +461,15 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		}
 	}
 	logf("%d examples, %d tokens (%d targets) from %s; %d params; %d steps, warmup %d",
-		len(data.Examples), data.Tokens, data.Targets, data.Name, numParams(m), tr.TotalSteps, tr.Sched.Warmup)
+		len(data.Examples), data.Tokens, data.Targets, data.Name, numParams(tm), tr.TotalSteps, tr.Sched.Warmup)
+	if lr != nil {
+		c := lr.Config()
+		logf("LoRA r %d, alpha %g, dropout %g on %s: %d trainable parameters; the base (%d) is frozen",
+			c.R, c.Alpha, c.Dropout, strings.Join(c.Targets, ","), numParams(tm), numParams(m))
+	}
+	if evalSet != nil {
+		logf("held out: %d examples (%d targets) from %s", len(evalSet.Examples), evalSet.Targets, evalSet.Name)
+	}
 	if truncated > 0 {
 		logf("note: %d examples are longer than --seq-len %d and are truncated", truncated, cfg.Batch.SeqLen)
 	}
@@ -377,11 +500,28 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		lastGood = dir
 		return PruneCheckpoints(f.out, f.saveLimit)
 	}
+	runEvalAt := func(step int) error {
+		prog.Update("step %d/%d  evaluating %d held-out examples", step, tr.TotalSteps, len(evalSet.Examples))
+		er, err := Evaluate(ctx, m, evalSet, cfg.Batch.SeqLen, cfg.Batch.MicroBatch, nil)
+		if err != nil {
+			return fmt.Errorf("step %d: evaluation: %w", step, err)
+		}
+		logf("step %d: eval loss %.4f (perplexity %.2f) over %d targets", step, er.Loss, er.Perplexity, er.Targets)
+		if metrics != nil {
+			return metrics.WriteEval(step, er)
+		}
+		return nil
+	}
 	hooks := Hooks{
 		OnStep: func(r StepResult) error {
 			last = r
 			if metrics != nil {
 				if err := metrics.Write(r); err != nil {
+					return err
+				}
+			}
+			if evalSet != nil && (tr.Done() || (f.evalEvery > 0 && r.Step%f.evalEvery == 0)) {
+				if err := runEvalAt(r.Step); err != nil {
 					return err
 				}
 			}
@@ -422,6 +562,9 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 		return errors.New("interrupted")
 	case err != nil:
 		return err
+	}
+	if lr != nil {
+		f.saveDtype = "float32" // an adapter is saved in fp32
 	}
 	if err := tr.SaveFinal(f.out, f.saveDtype, last.Loss); err != nil {
 		return fmt.Errorf("saving the model to %s: %w", f.out, err)

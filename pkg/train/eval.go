@@ -75,13 +75,15 @@ kept inside each example, exactly as training counts it. Writes one JSON line:
 
 const evalExample = `promptfmt heldout.jsonl | tokenize --model tuned/tokenizer.model -o heldout.bin
 trainer eval --model base  --data heldout.bin --label base
-trainer eval --model tuned --data heldout.bin --label tuned`
+trainer eval --model tuned --data heldout.bin --label tuned
+trainer eval --model base --adapter lora-out --data heldout.bin --label lora`
 
 // EvalMain is `trainer eval`.
 func EvalMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := cli.NewCommand("trainer eval", "--model DIR [--data FILE] [flags]", evalSummary, evalExample)
 	var (
 		model, data, label string
+		adapter            string
 		seqLen, micro      int
 		common             cli.Common
 	)
@@ -89,6 +91,7 @@ func EvalMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&model, "model", "", "model `DIR` to evaluate (config.json, *.safetensors)")
 	fs.StringVar(&data, "data", "", "token stream `FILE` (default stdin; zstd is detected)")
 	fs.StringVar(&label, "label", "", "a `NAME` copied into the output line")
+	fs.StringVar(&adapter, "adapter", "", "evaluate --model with this PEFT LoRA adapter `DIR` applied")
 	fs.IntVar(&seqLen, "seq-len", 0, "row length in `N` tokens (default: the model's max_position_embeddings, at most 2048)")
 	fs.IntVar(&micro, "micro-batch", 8, "`N` rows per forward pass")
 	cmd.AddCommon(&common, cli.FlagOutput|cli.FlagWorkers|cli.FlagProgress)
@@ -105,12 +108,12 @@ func EvalMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		ctx, cancel := cli.SignalContext()
 		defer cancel()
-		err = runEval(ctx, model, data, label, common.Output, seqLen, micro, &common, stdin, stdout, stderr)
+		err = runEval(ctx, model, adapter, data, label, common.Output, seqLen, micro, &common, stdin, stdout, stderr)
 	}
 	return cmd.Exit(err, stdout, stderr)
 }
 
-func runEval(ctx context.Context, model, data, label, out string, seqLen, micro int, common *cli.Common, stdin io.Reader, stdout, stderr io.Writer) error {
+func runEval(ctx context.Context, model, adapter, data, label, out string, seqLen, micro int, common *cli.Common, stdin io.Reader, stdout, stderr io.Writer) error {
 	d, err := openDataset(data, stdin)
 	if err != nil {
 		return err
@@ -118,6 +121,11 @@ func runEval(ctx context.Context, model, data, label, out string, seqLen, micro 
 	m, err := loadForEval(model, common.Workers)
 	if err != nil {
 		return err
+	}
+	if adapter != "" {
+		if _, err := m.LoadAdapter(adapter); err != nil {
+			return err
+		}
 	}
 	files, err := ReadModelFiles(model)
 	if err != nil {

@@ -81,6 +81,7 @@ func FuzzMicroBatches(f *testing.F) {
 func FuzzReadMetrics(f *testing.F) {
 	f.Add([]byte(`{"step":1,"loss":2.5,"lr":1e-5}` + "\n"))
 	f.Add([]byte("{\"step\":0}\nnull\n"))
+	f.Add([]byte(`{"step":5,"eval_loss":2.25,"eval_targets":40}` + "\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, err := ReadMetrics(bytes.NewReader(b), "m")
 		if err == nil {

@@ -68,6 +68,21 @@ func (m *Metrics) Write(r StepResult) error {
 	return nil
 }
 
+// WriteEval appends an evaluation line {"step", "eval_loss",
+// "eval_targets"}.
+func (m *Metrics) WriteEval(step int, r EvalResult) error {
+	b, err := json.Marshal(map[string]any{"step": step, "eval_loss": r.Loss, "eval_targets": r.Targets})
+	if err != nil {
+		return err
+	}
+	m.w.Write(b)
+	m.w.WriteByte('\n')
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("writing metrics to %s: %w", m.path, err)
+	}
+	return nil
+}
+
 // Close closes the file.
 func (m *Metrics) Close() error {
 	err := m.w.Flush()
@@ -101,6 +116,7 @@ type MetricRecord struct {
 	Loss     *float64 `json:"loss"`
 	LR       float64  `json:"lr"`
 	GradNorm *float64 `json:"grad_norm"`
+	EvalLoss *float64 `json:"eval_loss"` // evaluation lines (--eval-every)
 }
 
 // ReadMetrics reads a metrics JSONL file (as written by Metrics; other

@@ -18,8 +18,8 @@ import (
 )
 
 const plotSummary = `Draws a trainer metrics file (--metrics of a training run) as a PNG: the
-loss per step (with a moving average when the run is long) above the
-learning rate per step.`
+loss per step (with a moving average when the run is long, and the held-out
+loss of --eval-every as a second series) above the learning rate per step.`
 
 const plotExample = `trainer --model base --data tokens.bin --out tuned --metrics m.jsonl
 trainer plot --metrics m.jsonl -o loss.png`
@@ -71,8 +71,14 @@ func plotMetrics(path, out, title string, w, h float64) error {
 	if title == "" {
 		title = filepath.Base(in.Name)
 	}
-	var loss, lr plotter.XYs
+	var loss, lr, evl plotter.XYs
 	for _, r := range recs {
+		if r.EvalLoss != nil {
+			if !math.IsNaN(*r.EvalLoss) && !math.IsInf(*r.EvalLoss, 0) {
+				evl = append(evl, plotter.XY{X: float64(r.Step), Y: *r.EvalLoss})
+			}
+			continue // an evaluation line has no learning rate
+		}
 		if r.Loss != nil && !math.IsNaN(*r.Loss) {
 			loss = append(loss, plotter.XY{X: float64(r.Step), Y: *r.Loss})
 		}
@@ -105,6 +111,21 @@ func plotMetrics(path, out, title string, w, h float64) error {
 		sm.Width = vg.Points(2)
 		pl.Add(sm)
 		pl.Legend.Add(fmt.Sprintf("mean of %d", win), sm)
+	}
+	if len(evl) > 0 {
+		el, err := plotter.NewLine(evl)
+		if err != nil {
+			return err
+		}
+		el.Color = color.RGBA{R: 255, G: 127, B: 14, A: 255}
+		el.Width = vg.Points(2)
+		pts, err := plotter.NewScatter(evl)
+		if err != nil {
+			return err
+		}
+		pts.Color = el.Color
+		pl.Add(el, pts)
+		pl.Legend.Add("eval loss", el)
 	}
 	pl.Legend.Top = true
 

@@ -53,6 +53,11 @@ type Config struct {
 	Eps           float64     `json:"eps"`
 	MaxGradNorm   float64     `json:"max_grad_norm"` // <= 0: no clipping
 	LossReduction string      `json:"loss_reduction"`
+	// LoRA, when set, trains a PEFT LoRA adapter on the frozen base.
+	LoRA *llama.LoRAConfig `json:"lora,omitempty"`
+	// EvalFraction > 0 holds out that fraction of the stream's examples
+	// (chosen with Batch.Seed) for evaluation; they are never trained on.
+	EvalFraction float64 `json:"eval_fraction,omitempty"`
 }
 
 // DefaultConfig is Alpaca's recipe (train.py with the README's flags):
@@ -98,6 +103,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max grad norm %v is not a number", c.MaxGradNorm)
 	case c.LossReduction != ReduceTokens && c.LossReduction != ReduceHF:
 		return fmt.Errorf("unknown loss reduction %q (want %s or %s)", c.LossReduction, ReduceTokens, ReduceHF)
+	case !(c.EvalFraction >= 0 && c.EvalFraction < 1):
+		return fmt.Errorf("eval fraction %v outside [0, 1)", c.EvalFraction)
+	}
+	if c.LoRA != nil {
+		if err := c.LoRA.Validate(); err != nil {
+			return err
+		}
 	}
 	return Schedule{Kind: c.Schedule}.Validate()
 }
@@ -145,6 +157,11 @@ type Trainer struct {
 	// Saving is recorded in checkpoints, so that a resumed run keeps
 	// writing them.
 	Saving Saving
+	// LoRA is the adapter being trained (nil: full fine-tuning); its
+	// dropout counter is checkpointed.
+	LoRA *llama.LoRA
+	// Eval describes the held-out set (recorded in checkpoints).
+	Eval *EvalState
 
 	Step       int     // optimizer steps done
 	Epoch      int     // data position: epoch of the next step (0-based)

@@ -103,6 +103,20 @@ func (c *CPU) Add(dst, src backend.Buffer) {
 	})
 }
 
+// Mul: dst = a ⊙ b.
+func (c *CPU) Mul(dst, a, b backend.Buffer) {
+	d, x, y := F32(dst), F32(a), F32(b)
+	if len(x) != len(d) || len(y) != len(d) {
+		panic(fmt.Sprintf("cpu: mul of %d and %d elements into %d", len(x), len(y), len(d)))
+	}
+	c.parallel(len(d), 1<<15, func(lo, hi int) {
+		dd, xx, yy := d[lo:hi], x[lo:hi], y[lo:hi]
+		for i := range dd {
+			dd[i] = xx[i] * yy[i]
+		}
+	})
+}
+
 // Scale: x *= s.
 func (c *CPU) Scale(x backend.Buffer, s float32) {
 	v := F32(x)

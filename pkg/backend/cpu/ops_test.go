@@ -60,6 +60,13 @@ func TestElementwiseOps(t *testing.T) {
 		d = append([]float32(nil), x...)
 		c.Scale(Wrap(d), 0.37)
 		sameBits(t, name+" scale", d, want)
+		// Mul (in place into a)
+		for i := range want {
+			want[i] = x[i] * y[i]
+		}
+		d = append([]float32(nil), x...)
+		c.Mul(Wrap(d), Wrap(d), Wrap(y))
+		sameBits(t, name+" mul", d, want)
 		// Copy of a view, Zero of a view
 		buf, _ := c.Alloc(backend.F32, 10)
 		c.Copy(buf.Slice(2, 7), Wrap(x[:5]))
