@@ -110,6 +110,10 @@ func Open(dev int) (*CUDA, error) {
 		}
 		return opened, nil
 	}
+	if !cgoLoaderAvailable {
+		_, err := loadLib("")
+		return nil, fmt.Errorf("cuda: %v", err)
+	}
 	var l api
 	var errs []string
 	found := false
@@ -126,9 +130,6 @@ func Open(dev int) (*CUDA, error) {
 			break
 		}
 		errs = append(errs, err.Error())
-		if !cgoLoaderAvailable {
-			return nil, fmt.Errorf("cuda: %v", err)
-		}
 	}
 	if !found {
 		return nil, fmt.Errorf("cuda: %w (%s); build it with `make cuda` (needs nvcc) and put %s beside the binary, or pass --cuda-lib FILE / set %s", ErrNoLibrary, strings.Join(errs, "; "), LibName, EnvLib)
