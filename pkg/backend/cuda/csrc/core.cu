@@ -186,7 +186,7 @@ int ac_init(int dev, int flags) {
   if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(s, "cublasCreate");
   s = cublasSetStream(g.blas, g.stream);
   if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(s, "cublasSetStream");
-  s = cublasSetMathMode(g.blas, (flags & AC_FLAG_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+  s = cublasSetMathMode(g.blas, (flags & AC_FLAG_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
   if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(s, "cublasSetMathMode");
   g.dev = dev;
   g.flags = flags;
