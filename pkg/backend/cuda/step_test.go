@@ -76,13 +76,17 @@ func TestStepMatchesCPU(t *testing.T) {
 		if nc != ng {
 			t.Errorf("%s: %d targets, CPU %d", name, ng, nc)
 		}
-		testutil.CloseScalar(t, name+" loss", lg, lc, 1, 1e-5)
+		tolLoss, tolGrad := 1e-5, 1e-4
+		if g.fast() { // TF32 / bf16 MatMul inputs
+			tolLoss, tolGrad = 1e-2, 5e-2
+		}
+		testutil.CloseScalar(t, name+" loss", lg, lc, 1, tolLoss)
 		t.Logf("%s: loss sum GPU %.9g CPU %.9g over %d targets", name, lg, lc, nc)
 		for _, p := range mc.Params() {
 			want := mc.ReadGrad(p)
 			got := mg.ReadGrad(mg.Param(p.Name))
 			// normwise: the gradient's error relative to its largest entry
-			testutil.CloseRel(t, name+" grad "+p.Name, got, want, 1e-4)
+			testutil.CloseRel(t, name+" grad "+p.Name, got, want, tolGrad)
 		}
 		// one optimizer step over the arenas, as the trainer does
 		var spans []backend.Span
@@ -90,15 +94,22 @@ func TestStepMatchesCPU(t *testing.T) {
 			spans = append(spans, p.Span(len(p.Shape) == 2))
 		}
 		nC, nG := c.SumSquares(mc.Grads(), spans), g.SumSquares(mg.Grads(), spans)
-		testutil.CloseScalar(t, name+" grad norm²", nG, nC, 0, 1e-4)
+		testutil.CloseScalar(t, name+" grad norm²", nG, nC, 0, tolGrad)
 		n := mc.ArenaLen()
+		// AdamW's first step is about lr*sign(g): gradients that differ in
+		// rounding could flip the sign of tiny entries, so the update runs
+		// on the CPU's gradients on both sides (the optimizer is compared,
+		// not the gradients again).
+		gh := make([]float32, n)
+		c.Download(gh, mc.Grads())
+		g.Upload(mg.Grads(), gh)
 		mC, vC, _ := allocMV(t, c, n)
 		mG, vG, _ := allocMV(t, g, n)
 		p := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: 1}
 		c.AdamW(mc.Weights(), mc.Grads(), mC, vC, spans, p)
 		g.AdamW(mg.Weights(), mg.Grads(), mG, vG, spans, p)
 		for _, p := range mc.Params() {
-			testutil.CloseRel(t, name+" updated "+p.Name, mg.ReadWeights(mg.Param(p.Name)), mc.ReadWeights(p), 1e-5)
+			testutil.CloseRel(t, name+" updated "+p.Name, mg.ReadWeights(mg.Param(p.Name)), mc.ReadWeights(p), 1e-6)
 		}
 	}
 }
