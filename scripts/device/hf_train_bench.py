@@ -39,7 +39,8 @@ def bench(name, mode, B, T, steps, peak):
     cfg = config(name, T)
     torch.manual_seed(0)
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
-    model = LlamaForCausalLM(cfg).to(device="cuda", dtype=dtype)
+    with torch.device("cuda"):  # initialise on the GPU (CPU init of billions of weights is slow)
+        model = LlamaForCausalLM(cfg).to(dtype=dtype)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=0.0, fused=True)

@@ -406,10 +406,11 @@ int ac_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
   cublasStatus_t st;
   if (g.flags & AC_FLAG_BF16_GEMM) {
     // Fast mixed-precision path: bf16 inputs, fp32 accumulation and output.
-    size_t need = sizeof(__nv_bfloat16) * (size_t)(na + nb) + 16;
+    int64_t boff = (na + 127) & ~(int64_t)127;  // B at a 256-byte boundary (tensor-core alignment)
+    size_t need = sizeof(__nv_bfloat16) * (size_t)(boff + nb);
     __nv_bfloat16 *sa = (__nv_bfloat16 *)scratch(need);
     if (!sa) return AC_ENOMEM;
-    __nv_bfloat16 *sb = sa + na + (na & 1);
+    __nv_bfloat16 *sb = sa + boff;
     k_to_bf16<<<blocks_for(na, 256), 256, 0, g.stream>>>(sa, P(a), AC_F32, na);
     if (b_dt == AC_BF16) {
       AC_CUDA(cudaMemcpyAsync(sb, P(b), nb * 2, cudaMemcpyDeviceToDevice, g.stream), "matmul");
