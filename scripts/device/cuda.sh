@@ -34,6 +34,11 @@ if [ ! -x "$D/cuda.test" ] || [ ! -x "$D/bin/trainer" ]; then
   say "missing $D/cuda.test or $D/bin/trainer: run scripts/device/build-carry.sh and carry .device"
   exit 1
 fi
+# The Go binaries were built on Debian 12 with cgo: they need glibc >= 2.34.
+if ! "$D/cuda.test" -test.list . > /dev/null 2> "$OUT/preflight.txt"; then
+  say "the prebuilt $D/cuda.test does not start here: $(head -c 300 "$OUT/preflight.txt"); $(ldd --version 2>&1 | head -n 1)"
+  exit 1
+fi
 nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 say "GPU: $(tail -n 1 "$OUT/gpu.txt")"
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
