@@ -53,7 +53,7 @@ if ! timeout 300 nvcc -O3 -std=c++17 -lineinfo -gencode "arch=compute_$ARCH,code
   tail -n 30 "$OUT/build.txt" >&2
   exit 1
 fi
-say "built $D/bin/libalpaca_cuda.so ($(grep -c 'spill' "$OUT/build.txt") ptxas lines mention spills)"
+say "built $D/bin/libalpaca_cuda.so ($(grep -cE '[1-9][0-9]* bytes spill' "$OUT/build.txt") kernels spill registers)"
 export ALPACA_CUDA_LIB=$PWD/$D/bin/libalpaca_cuda.so
 
 # 2. GPU tests
@@ -73,11 +73,11 @@ for mode in fp32 tf32 bf16gemm; do
   env "${envs[@]}" ALPACA_CUDA_BENCH="$BENCH" ALPACA_CUDA_BENCH_TOKENS="$TOKENS" \
     timeout 150 "$D/cuda.test" -test.run '^TestBenchStep$' -test.v > "$OUT/bench-go-$mode.txt" 2>&1
   say "bench go ($mode), rc=$?:"
-  grep -E '^(config|7b|1b)' "$OUT/bench-go-$mode.txt" | tee -a "$S" >&2
+  grep -E '^(config|7b|1b)|skipped|FAIL|panic|Error' "$OUT/bench-go-$mode.txt" | tee -a "$S" >&2
 done
 timeout 240 python3 scripts/device/hf_train_bench.py --configs "$BENCH" --tokens "$TOKENS" > "$OUT/bench-hf.txt" 2>&1
 say "bench transformers, rc=$?:"
-grep -E '^(config|7b|1b)' "$OUT/bench-hf.txt" | tee -a "$S" >&2
+grep -E '^(config|7b|1b)|Error' "$OUT/bench-hf.txt" | tee -a "$S" >&2
 
 # 4. fine-tune with trainer --device cuda, then transformers loads it
 if [ -s "$D/data/tokens.bin" ]; then
@@ -87,13 +87,14 @@ if [ -s "$D/data/tokens.bin" ]; then
     --save-every 0 --metrics "$OUT/ft-metrics.jsonl" --seed 1 2> "$OUT/ft-log.txt"
   rc=$?
   grep -m1 'memory plan' "$OUT/ft-log.txt" | tee -a "$S" >&2
+  [ -s "$OUT/ft-metrics.jsonl" ] || tail -n 3 "$OUT/ft-log.txt" | tee -a "$S" >&2
   loss=$(awk -F'"loss":' 'NR==1{split($2,a,",");f=a[1]} {split($2,a,",");l=a[1]} END{printf "%.4f -> %.4f over %d steps", f, l, NR; if (!(l < f)) exit 1}' "$OUT/ft-metrics.jsonl")
   lrc=$?
   say "fine-tune rc=$rc: loss $loss (falling: $([ $lrc = 0 ] && echo yes || echo NO))"
   [ $rc = 0 ] && [ $lrc = 0 ] || fail=1
   ALPACA_CUDA_LOGITS_DIR=$W/ft ALPACA_CUDA_LOGITS_OUT=$W/logits.bin \
     timeout 60 "$D/cuda.test" -test.run '^TestDumpLogits$' -test.v > "$OUT/logits-go.txt" 2>&1
-  say "logits dump rc=$?: $(grep -E 'GPU vs CPU|PASS|FAIL' "$OUT/logits-go.txt" | head -n 2 | tr '\n' ' ')"
+  say "logits dump rc=$?: $(grep -E 'GPU vs CPU|skipped|^--- |panic' "$OUT/logits-go.txt" | head -n 3 | tr '\n' ' ')"
   timeout 120 python3 scripts/device/hf_logits.py --model "$W/ft" --logits "$W/logits.bin" > "$OUT/hf-logits.txt" 2>&1
   rc=$?
   say "transformers logits rc=$rc: $(tail -n 1 "$OUT/hf-logits.txt")"
