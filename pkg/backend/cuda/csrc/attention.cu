@@ -27,7 +27,7 @@ template <int NPL>
 __global__ void __launch_bounds__(WARPS * 32)
 k_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v, const int32_t *seg, int Tq,
            int Tk, int NH, int NKV, int HD, int past, float scale) {
-  extern __shared__ float sm[];
+  AC_DYNAMIC_SHARED(float, sm);
   const int LD = HD + 1;
   float *Ks = sm;                  // [TILE][LD]
   float *Vs = Ks + TILE * LD;      // [TILE][LD]
@@ -124,7 +124,7 @@ template <int NPL>
 __global__ void __launch_bounds__(WARPS * 32)
 k_attn_dq(float *dq, const float *dout, const float *lse, const float *Dv, const float *q, const float *k,
           const float *v, const int32_t *seg, int T, int NH, int NKV, int HD, float scale) {
-  extern __shared__ float sm[];
+  AC_DYNAMIC_SHARED(float, sm);
   const int LD = HD + 1;
   float *Ks = sm;
   float *Vs = Ks + TILE * LD;
@@ -199,7 +199,7 @@ template <int NPL>
 __global__ void __launch_bounds__(WARPS * 32)
 k_attn_dkv(float *dk, float *dv, const float *dout, const float *lse, const float *Dv, const float *q,
            const float *k, const float *v, const int32_t *seg, int T, int NH, int NKV, int HD, float scale) {
-  extern __shared__ float sm[];
+  AC_DYNAMIC_SHARED(float, sm);
   const int LD = HD + 1;
   float *Qs = sm;                 // [TILE][LD]
   float *Os = Qs + TILE * LD;     // [TILE][LD]
@@ -305,15 +305,15 @@ static int fwd(float *out, float *lse, const float *q, const float *k, const flo
   size_t shm = sizeof(float) * (2 * TILE * (HD + 1) + WARPS * HD);
   switch (npl_for(HD)) {
     case 1:
-      k_attn_fwd<1><<<grid, WARPS * 32, shm, g.stream>>>(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
+      AC_LAUNCH(k_attn_fwd<1>, grid, WARPS * 32, shm, g.stream)(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
                                                          (int)HD, (int)past, scale);
       break;
     case 2:
-      k_attn_fwd<2><<<grid, WARPS * 32, shm, g.stream>>>(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
+      AC_LAUNCH(k_attn_fwd<2>, grid, WARPS * 32, shm, g.stream)(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
                                                          (int)HD, (int)past, scale);
       break;
     default:
-      k_attn_fwd<4><<<grid, WARPS * 32, shm, g.stream>>>(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
+      AC_LAUNCH(k_attn_fwd<4>, grid, WARPS * 32, shm, g.stream)(out, lse, q, k, v, seg, (int)Tq, (int)Tk, (int)NH, (int)NKV,
                                                          (int)HD, (int)past, scale);
   }
   AC_LAUNCHED("attention");
@@ -349,7 +349,7 @@ int ac_attention_backward(ac_dptr dq, ac_dptr dk, ac_dptr dv, ac_dptr dout, ac_d
   float *D = (float *)scratch(sizeof(float) * (size_t)(B * T * NH));
   if (!D) return AC_ENOMEM;
   int64_t nw = B * T * NH;
-  k_attn_D<<<(unsigned)((nw * 32 + 255) / 256), 256, 0, g.stream>>>(D, F(dout), F(out), (int)B, (int)T, (int)NH,
+  AC_LAUNCH(k_attn_D, (unsigned)((nw * 32 + 255) / 256), 256, 0, g.stream)(D, F(dout), F(out), (int)B, (int)T, (int)NH,
                                                                       (int)HD);
   AC_LAUNCHED("attention backward");
   dim3 gq((unsigned)((T + WARPS - 1) / WARPS), (unsigned)NH, (unsigned)B);
@@ -358,9 +358,9 @@ int ac_attention_backward(ac_dptr dq, ac_dptr dk, ac_dptr dv, ac_dptr dout, ac_d
   size_t shkv = sizeof(float) * (2 * TILE * (HD + 1) + 2 * TILE + 2 * WARPS * HD);
   int t = (int)T, nh = (int)NH, nkv = (int)NKV, hd = (int)HD;
 #define AC_BWD(NPL)                                                                                              \
-  k_attn_dq<NPL><<<gq, WARPS * 32, shq, g.stream>>>(F(dq), F(dout), F(lse), D, F(q), F(k), F(v), I(seg), t, nh,  \
+  AC_LAUNCH(k_attn_dq<NPL>, gq, WARPS * 32, shq, g.stream)(F(dq), F(dout), F(lse), D, F(q), F(k), F(v), I(seg), t, nh,  \
                                                     nkv, hd, scale);                                             \
-  k_attn_dkv<NPL><<<gkv, WARPS * 32, shkv, g.stream>>>(F(dk), F(dv), F(dout), F(lse), D, F(q), F(k), F(v), I(seg), \
+  AC_LAUNCH(k_attn_dkv<NPL>, gkv, WARPS * 32, shkv, g.stream)(F(dk), F(dv), F(dout), F(lse), D, F(q), F(k), F(v), I(seg), \
                                                        t, nh, nkv, hd, scale);
   switch (npl_for(HD)) {
     case 1:

@@ -1,12 +1,21 @@
 // common.cuh: state and helpers shared by the .cu files of libalpaca_cuda.
 #pragma once
 
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef AC_EMULATE
+// Host emulation of the CUDA subset used here (make cuda-emu): the same
+// kernels run as host threads, for testing without a GPU.
+#include "emu/emulate.h"
+#else
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <stdint.h>
-#include <stdio.h>
+#define AC_LAUNCH(k, grid, block, shm, stream) k<<<grid, block, shm, stream>>>
+#define AC_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
 
 #include "alpaca_cuda.h"
 
@@ -44,6 +53,9 @@ inline unsigned blocks_for(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
   if (b > 65535LL * 32) b = 65535LL * 32; // grid-stride loops cover the rest
   if (b < 1) b = 1;
+#ifdef AC_EMULATE
+  if (b > 4) b = 4;  // grid-stride loops: fewer emulated blocks, same results
+#endif
   return static_cast<unsigned>(b);
 }
 

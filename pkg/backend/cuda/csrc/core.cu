@@ -288,7 +288,7 @@ int ac_copy(ac_dptr dst, ac_dptr src, int64_t n) {
 int ac_add(ac_dptr dst, ac_dptr src, int64_t n) {
   AC_CHECK_READY();
   if (n <= 0) return AC_OK;
-  k_add<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(dst), F(src), n);
+  AC_LAUNCH(k_add, blocks_for(n, 256), 256, 0, g.stream)(F(dst), F(src), n);
   AC_LAUNCHED("add");
   return AC_OK;
 }
@@ -296,7 +296,7 @@ int ac_add(ac_dptr dst, ac_dptr src, int64_t n) {
 int ac_scale(ac_dptr x, int64_t n, float s) {
   AC_CHECK_READY();
   if (n <= 0) return AC_OK;
-  k_scale<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(x), n, s);
+  AC_LAUNCH(k_scale, blocks_for(n, 256), 256, 0, g.stream)(F(x), n, s);
   AC_LAUNCHED("scale");
   return AC_OK;
 }
@@ -310,10 +310,10 @@ int ac_sum_squares(ac_dptr x, const int64_t *off, const int64_t *len, int nspans
   if (!part) return AC_ENOMEM;
   double *sums = part + (size_t)nspans * NB;
   for (int s = 0; s < nspans; s++) {
-    k_sumsq_partial<<<NB, 256, 0, g.stream>>>(F(x) + off[s], len[s], part + (size_t)s * NB);
+    AC_LAUNCH(k_sumsq_partial, NB, 256, 0, g.stream)(F(x) + off[s], len[s], part + (size_t)s * NB);
   }
   AC_LAUNCHED("sum of squares");
-  k_sumsq_final<<<nspans, 64, 0, g.stream>>>(part, NB, sums);
+  AC_LAUNCH(k_sumsq_final, nspans, 64, 0, g.stream)(part, NB, sums);
   AC_LAUNCHED("sum of squares");
   double *h = (double *)host_buf(sizeof(double) * nspans);
   if (!h) return AC_ENOMEM;
@@ -332,7 +332,7 @@ int ac_adamw(ac_dptr w, ac_dptr gr, ac_dptr m, ac_dptr v, const int64_t *off, co
   for (int s = 0; s < nspans; s++) {
     int64_t o = off[s], n = len[s];
     if (n <= 0) continue;
-    k_adamw<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(w) + o, F(gr) + o, F(m) + o, F(v) + o, n, step_size,
+    AC_LAUNCH(k_adamw, blocks_for(n, 256), 256, 0, g.stream)(F(w) + o, F(gr) + o, F(m) + o, F(v) + o, n, step_size,
                                                       bc2_sqrt, b1, b2, omb1, omb2, eps, decay_mul,
                                                       use_decay && decay[s]);
   }
@@ -345,7 +345,7 @@ int ac_embedding(ac_dptr out, ac_dptr table, int table_dt, ac_dptr tokens, int64
   if (table_dt != AC_F32 && table_dt != AC_BF16 && table_dt != AC_F16)
     return set_error(AC_EARG, "embedding: table dtype %d", table_dt);
   if (n * dim <= 0) return AC_OK;
-  k_embedding<<<blocks_for(n * dim, 256), 256, 0, g.stream>>>(F(out), P(table), table_dt, I(tokens), n, dim);
+  AC_LAUNCH(k_embedding, blocks_for(n * dim, 256), 256, 0, g.stream)(F(out), P(table), table_dt, I(tokens), n, dim);
   AC_LAUNCHED("embedding");
   return AC_OK;
 }
@@ -353,7 +353,7 @@ int ac_embedding(ac_dptr out, ac_dptr table, int table_dt, ac_dptr tokens, int64
 int ac_embedding_backward(ac_dptr dtable, ac_dptr dout, ac_dptr tokens, int64_t n, int64_t dim) {
   AC_CHECK_READY();
   if (n * dim <= 0) return AC_OK;
-  k_embedding_bwd<<<blocks_for(dim, 128), 128, 0, g.stream>>>(F(dtable), F(dout), I(tokens), n, dim);
+  AC_LAUNCH(k_embedding_bwd, blocks_for(dim, 128), 128, 0, g.stream)(F(dtable), F(dout), I(tokens), n, dim);
   AC_LAUNCHED("embedding backward");
   return AC_OK;
 }
@@ -361,7 +361,7 @@ int ac_embedding_backward(ac_dptr dtable, ac_dptr dout, ac_dptr tokens, int64_t 
 int ac_gather_rows(ac_dptr dst, ac_dptr src, ac_dptr rows, int64_t n, int64_t dim) {
   AC_CHECK_READY();
   if (n * dim <= 0) return AC_OK;
-  k_gather<<<blocks_for(n * dim, 256), 256, 0, g.stream>>>(F(dst), F(src), I(rows), n, dim);
+  AC_LAUNCH(k_gather, blocks_for(n * dim, 256), 256, 0, g.stream)(F(dst), F(src), I(rows), n, dim);
   AC_LAUNCHED("gather rows");
   return AC_OK;
 }
@@ -369,7 +369,7 @@ int ac_gather_rows(ac_dptr dst, ac_dptr src, ac_dptr rows, int64_t n, int64_t di
 int ac_scatter_rows(ac_dptr dst, ac_dptr src, ac_dptr rows, int64_t n, int64_t dim) {
   AC_CHECK_READY();
   if (n * dim <= 0) return AC_OK;
-  k_scatter<<<blocks_for(n * dim, 256), 256, 0, g.stream>>>(F(dst), F(src), I(rows), n, dim);
+  AC_LAUNCH(k_scatter, blocks_for(n * dim, 256), 256, 0, g.stream)(F(dst), F(src), I(rows), n, dim);
   AC_LAUNCHED("scatter rows");
   return AC_OK;
 }
@@ -388,7 +388,7 @@ int ac_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
       if (beta == 0) {
         AC_CUDA(cudaMemsetAsync(F(c) + r * ldc, 0, n * 4, g.stream), "matmul");
       } else if (beta != 1) {
-        k_scale<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(c) + r * ldc, n, beta);
+        AC_LAUNCH(k_scale, blocks_for(n, 256), 256, 0, g.stream)(F(c) + r * ldc, n, beta);
       }
     }
     AC_LAUNCHED("matmul");
@@ -411,11 +411,11 @@ int ac_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
     __nv_bfloat16 *sa = (__nv_bfloat16 *)scratch(need);
     if (!sa) return AC_ENOMEM;
     __nv_bfloat16 *sb = sa + boff;
-    k_to_bf16<<<blocks_for(na, 256), 256, 0, g.stream>>>(sa, P(a), AC_F32, na);
+    AC_LAUNCH(k_to_bf16, blocks_for(na, 256), 256, 0, g.stream)(sa, P(a), AC_F32, na);
     if (b_dt == AC_BF16) {
       AC_CUDA(cudaMemcpyAsync(sb, P(b), nb * 2, cudaMemcpyDeviceToDevice, g.stream), "matmul");
     } else {
-      k_to_bf16<<<blocks_for(nb, 256), 256, 0, g.stream>>>(sb, P(b), b_dt, nb);
+      AC_LAUNCH(k_to_bf16, blocks_for(nb, 256), 256, 0, g.stream)(sb, P(b), b_dt, nb);
     }
     AC_LAUNCHED("matmul");
     st = cublasGemmEx(g.blas, ob, oa, (int)n, (int)m, (int)k, &alpha, sb, CUDA_R_16BF, (int)ldb, sa,
@@ -430,7 +430,7 @@ int ac_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
     // then a plain fp32 GEMM.
     float *wb = (float *)scratch(sizeof(float) * (size_t)nb);
     if (!wb) return AC_ENOMEM;
-    k_widen<<<blocks_for(nb, 256), 256, 0, g.stream>>>(wb, P(b), b_dt, nb);
+    AC_LAUNCH(k_widen, blocks_for(nb, 256), 256, 0, g.stream)(wb, P(b), b_dt, nb);
     AC_LAUNCHED("matmul widen");
     bp = wb;
   } else if (b_dt != AC_F32) {

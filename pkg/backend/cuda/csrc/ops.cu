@@ -150,7 +150,7 @@ extern "C" {
 int ac_rmsnorm(ac_dptr y, ac_dptr rstd, ac_dptr x, ac_dptr w, int64_t rows, int64_t dim, float eps) {
   AC_CHECK_READY();
   if (rows <= 0 || dim <= 0) return AC_OK;
-  k_rmsnorm<<<(unsigned)rows, 256, 0, g.stream>>>(F(y), F(rstd), F(x), F(w), dim, eps);
+  AC_LAUNCH(k_rmsnorm, (unsigned)rows, 256, 0, g.stream)(F(y), F(rstd), F(x), F(w), dim, eps);
   AC_LAUNCHED("rmsnorm");
   return AC_OK;
 }
@@ -163,11 +163,11 @@ int ac_rmsnorm_backward(ac_dptr dx, ac_dptr dw, ac_dptr dy, ac_dptr x, ac_dptr w
   float *part = (float *)scratch(sizeof(float) * (size_t)nch * dim);
   if (!part) return AC_ENOMEM;
   dim3 grid((unsigned)((dim + 127) / 128), (unsigned)nch);
-  k_rmsnorm_bwd_dw<<<grid, 128, 0, g.stream>>>(part, F(dy), F(x), F(rstd), rows, dim, nch);
+  AC_LAUNCH(k_rmsnorm_bwd_dw, grid, 128, 0, g.stream)(part, F(dy), F(x), F(rstd), rows, dim, nch);
   AC_LAUNCHED("rmsnorm backward");
-  k_rmsnorm_bwd_dw_sum<<<blocks_for(dim, 256), 256, 0, g.stream>>>(F(dw), part, dim, nch);
+  AC_LAUNCH(k_rmsnorm_bwd_dw_sum, blocks_for(dim, 256), 256, 0, g.stream)(F(dw), part, dim, nch);
   AC_LAUNCHED("rmsnorm backward");
-  k_rmsnorm_bwd_dx<<<(unsigned)rows, 256, 0, g.stream>>>(F(dx), F(dy), F(x), F(w), F(rstd), dim);
+  AC_LAUNCH(k_rmsnorm_bwd_dx, (unsigned)rows, 256, 0, g.stream)(F(dx), F(dy), F(x), F(w), F(rstd), dim);
   AC_LAUNCHED("rmsnorm backward");
   return AC_OK;
 }
@@ -177,7 +177,7 @@ int ac_rope(ac_dptr x, ac_dptr pos, int64_t rows, int64_t heads, int64_t head_di
   AC_CHECK_READY();
   int64_t n = rows * heads * (head_dim / 2);
   if (n <= 0) return AC_OK;
-  k_rope<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(x), I(pos), rows, heads, head_dim, F(cos), F(sin), inverse);
+  AC_LAUNCH(k_rope, blocks_for(n, 256), 256, 0, g.stream)(F(x), I(pos), rows, heads, head_dim, F(cos), F(sin), inverse);
   AC_LAUNCHED("rope");
   return AC_OK;
 }
@@ -185,7 +185,7 @@ int ac_rope(ac_dptr x, ac_dptr pos, int64_t rows, int64_t heads, int64_t head_di
 int ac_swiglu(ac_dptr y, ac_dptr gate, ac_dptr up, int64_t n) {
   AC_CHECK_READY();
   if (n <= 0) return AC_OK;
-  k_swiglu<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(y), F(gate), F(up), n);
+  AC_LAUNCH(k_swiglu, blocks_for(n, 256), 256, 0, g.stream)(F(y), F(gate), F(up), n);
   AC_LAUNCHED("swiglu");
   return AC_OK;
 }
@@ -193,7 +193,7 @@ int ac_swiglu(ac_dptr y, ac_dptr gate, ac_dptr up, int64_t n) {
 int ac_swiglu_backward(ac_dptr dgate, ac_dptr dup, ac_dptr dy, ac_dptr gate, ac_dptr up, int64_t n) {
   AC_CHECK_READY();
   if (n <= 0) return AC_OK;
-  k_swiglu_bwd<<<blocks_for(n, 256), 256, 0, g.stream>>>(F(dgate), F(dup), F(dy), F(gate), F(up), n);
+  AC_LAUNCH(k_swiglu_bwd, blocks_for(n, 256), 256, 0, g.stream)(F(dgate), F(dup), F(dy), F(gate), F(up), n);
   AC_LAUNCHED("swiglu backward");
   return AC_OK;
 }
@@ -209,7 +209,7 @@ int ac_cross_entropy(ac_dptr dlogits, ac_dptr logits, ac_dptr targets, int64_t r
   double *loss = (double *)scratch(bytes);
   if (!loss) return AC_ENOMEM;
   int32_t *cnt = (int32_t *)(loss + rows);
-  k_cross_entropy<<<(unsigned)rows, 512, 0, g.stream>>>(F(dlogits), F(logits), I(targets), vocab, scale, loss, cnt);
+  AC_LAUNCH(k_cross_entropy, (unsigned)rows, 512, 0, g.stream)(F(dlogits), F(logits), I(targets), vocab, scale, loss, cnt);
   AC_LAUNCHED("cross-entropy");
   char *h = (char *)host_buf(bytes);
   if (!h) return AC_ENOMEM;
