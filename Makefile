@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build demo test bench lint fuzz fixtures clean cuda cuda-check
+.PHONY: all build demo test bench lint fuzz fixtures clean cuda cuda-check cuda-emu
 
 all: build
 
@@ -65,6 +65,18 @@ cuda-check:
 	$(CC) -fsyntax-only -Wall -Werror -x c $(CUDA_SRC)/alpaca_cuda.h && \
 	$(NVCC) $(CUDA_FLAGS) -Werror all-warnings -o $$tmp/libalpaca_cuda.so $(CUDA_CU) && \
 	echo "cuda-check: $(CUDA_CU) compiled and linked for sm_$(CUDA_ARCH) ($$($(NVCC) --version | tail -1))"
+
+# The same CUDA sources built for the host by $(CXX) against a CPU emulation
+# of the CUDA subset they use (csrc/emu/emulate.h: kernels run as threads,
+# cuBLAS as loops), then the GPU tests of pkg/backend/cuda run through it
+# against the CPU backend. No GPU or nvcc needed; slow (minutes), and it
+# checks the kernels' logic, not their speed or nvcc's code.
+CXX_EMU ?= $(CXX)
+cuda-emu:
+	@mkdir -p $(BIN)
+	$(CXX_EMU) -std=c++20 -O1 -ffp-contract=off -fPIC -shared -pthread -DAC_EMULATE -I$(CUDA_SRC) \
+		-x c++ $(CUDA_CU) -o $(BIN)/libalpaca_cuda_emu.so
+	ALPACA_CUDA_LIB=$(abspath $(BIN))/libalpaca_cuda_emu.so CGO_ENABLED=1 $(GO) test -count=1 -timeout 30m ./pkg/backend/cuda
 
 clean:
 	rm -rf $(BIN)

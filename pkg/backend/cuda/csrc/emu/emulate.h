@@ -4,11 +4,11 @@
 // pkg/backend/cuda then run against the CPU backend through it).
 //
 // What is emulated, and how:
-//  - A kernel launch runs its blocks one after another; each block runs its
-//    threads as std::threads. __syncthreads is a std::barrier over the
-//    block, warp shuffles exchange through a per-warp buffer between two
-//    barriers of the warp. Threads that return leave both barriers
-//    (arrive_and_drop), as exited CUDA threads do.
+//  - A kernel launch runs its blocks one after another; each block's threads
+//    are fibers (ucontext) on the calling thread, switched at barriers:
+//    __syncthreads waits for the block, a warp shuffle exchanges through a
+//    per-warp buffer between two barriers of the warp. Threads that return
+//    no longer count at either barrier, as exited CUDA threads do not.
 //  - __shared__ variables become function statics: one block runs at a
 //    time, so a static is exactly the block's shared memory. Dynamic shared
 //    memory is one host buffer sized at launch.
@@ -22,13 +22,15 @@
 #pragma once
 
 #include <algorithm>
-#include <barrier>
+#include <array>
+#include <mutex>
+#include <ucontext.h>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 using std::max;
@@ -47,44 +49,104 @@ struct dim3 {
 };
 
 namespace emu {
-struct Warp {
-  std::barrier<> bar{32};
-  alignas(8) unsigned char buf[32][8];
+// Every CUDA thread of a block is a fiber (ucontext) on the calling host
+// thread; a small scheduler runs the fibers until each waits at a barrier
+// (__syncthreads: the block's; a shuffle: its warp's) or returns, then
+// releases the barriers whose participants have all arrived. One OS thread,
+// deterministic, no spinning.
+enum State { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
+struct Fiber {
+  ucontext_t ctx;
+  State st;
 };
-inline thread_local dim3 tIdx, bIdx, bDim, gDim;
-inline thread_local std::barrier<> *block_bar;
-inline thread_local Warp *warp;
-inline thread_local int lane;
+inline dim3 tIdx, bIdx, bDim, gDim;
+inline int lane, cur;
+inline unsigned nthreads;
+inline ucontext_t sched;
+inline std::vector<Fiber> fibers;
+inline std::vector<unsigned char> stacks;
+inline std::vector<std::array<std::array<unsigned char, 8>, 32>> warp_buf;
 inline std::vector<unsigned char> dyn_shared;
+inline std::function<void(unsigned)> job;
+inline std::mutex launch_mu;
+constexpr size_t kStack = 64 << 10;
+
+inline void fiber_main(int t) {
+  job((unsigned)t);
+  fibers[t].st = DONE;  // returning resumes the scheduler (uc_link)
+}
+
+inline void wait(State s) {
+  fibers[cur].st = s;
+  swapcontext(&fibers[cur].ctx, &sched);
+}
+
+inline void run_block(unsigned nt) {
+  nthreads = nt;
+  for (unsigned t = 0; t < nt; t++) {
+    Fiber &f = fibers[t];
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks.data() + t * kStack;
+    f.ctx.uc_stack.ss_size = kStack;
+    f.ctx.uc_link = &sched;
+    makecontext(&f.ctx, (void (*)())fiber_main, 1, (int)t);
+    f.st = RUN;
+  }
+  for (;;) {
+    for (unsigned t = 0; t < nt; t++) {
+      if (fibers[t].st != RUN) continue;
+      cur = (int)t;
+      lane = (int)(t % 32);
+      tIdx = dim3(t % bDim.x, (t / bDim.x) % bDim.y, t / (bDim.x * bDim.y));
+      swapcontext(&sched, &fibers[t].ctx);
+    }
+    bool released = false, all_done = true, all_block = true;
+    for (unsigned w = 0; w < nt / 32; w++) {
+      bool any = false, all = true;
+      for (unsigned t = w * 32; t < w * 32 + 32; t++) {
+        State s = fibers[t].st;
+        if (s == DONE) continue;
+        any = true;
+        all_done = false;
+        if (s != WAIT_WARP) all = false;
+        if (s != WAIT_BLOCK) all_block = false;
+      }
+      if (any && all) {
+        for (unsigned t = w * 32; t < w * 32 + 32; t++)
+          if (fibers[t].st == WAIT_WARP) fibers[t].st = RUN;
+        released = true;
+      }
+    }
+    if (all_done) return;
+    if (released) continue;
+    if (!all_block) {
+      fprintf(stderr, "emulate.h: deadlock (threads wait at different barriers)\n");
+      abort();
+    }
+    for (unsigned t = 0; t < nt; t++)
+      if (fibers[t].st == WAIT_BLOCK) fibers[t].st = RUN;
+  }
+}
 
 template <class T, class... P, class... A>
 void launch_kernel(dim3 grid, dim3 block, size_t shm, void (*k)(P...), A... args) {
+  std::lock_guard<std::mutex> lk(launch_mu);
   unsigned nt = block.x * block.y * block.z;
   if (nt % 32 != 0 || nt == 0 || nt > 1024) abort();
   if (dyn_shared.size() < shm + 16) dyn_shared.resize(shm + 16);
+  if (fibers.size() < nt) {
+    fibers.resize(nt);
+    stacks.resize(nt * kStack);
+  }
+  warp_buf.resize(nt / 32);
+  bDim = block;
+  gDim = grid;
+  job = [&](unsigned) { k(args...); };
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
-        std::barrier<> bb(nt);
-        std::vector<std::unique_ptr<Warp>> warps;
-        for (unsigned w = 0; w < nt / 32; w++) warps.emplace_back(new Warp);
-        std::vector<std::thread> ts;
-        ts.reserve(nt);
-        for (unsigned t = 0; t < nt; t++) {
-          ts.emplace_back([&, t] {
-            tIdx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-            bIdx = dim3(x, y, z);
-            bDim = block;
-            gDim = grid;
-            block_bar = &bb;
-            warp = warps[t / 32].get();
-            lane = t % 32;
-            k(args...);
-            bb.arrive_and_drop();
-            warp->bar.arrive_and_drop();
-          });
-        }
-        for (auto &th : ts) th.join();
+        bIdx = dim3(x, y, z);
+        run_block(nt);
       }
 }
 
@@ -114,16 +176,17 @@ EmuCall<P...> emu_launch_helper(void (*k)(P...), dim3 grid, dim3 block, size_t s
 
 #define AC_DYNAMIC_SHARED(T, name) T *name = reinterpret_cast<T *>(emu::dyn_shared.data())
 
-inline void __syncthreads() { emu::block_bar->arrive_and_wait(); }
+inline void __syncthreads() { emu::wait(emu::WAIT_BLOCK); }
 
 template <class T>
 inline T emu_shfl(T v, int src) {
-  emu::Warp *w = emu::warp;
-  memcpy(w->buf[emu::lane], &v, sizeof(T));
-  w->bar.arrive_and_wait();
+  int me = emu::lane;  // the scheduler changes emu::lane while we wait
+  auto &buf = emu::warp_buf[emu::cur / 32];
+  memcpy(buf[me].data(), &v, sizeof(T));
+  emu::wait(emu::WAIT_WARP);
   T r;
-  memcpy(&r, w->buf[src & 31], sizeof(T));
-  w->bar.arrive_and_wait();
+  memcpy(&r, buf[src & 31].data(), sizeof(T));
+  emu::wait(emu::WAIT_WARP);
   return r;
 }
 template <class T>
