@@ -197,7 +197,18 @@ func configFromFlags(f *trainFlags, set map[string]bool, base Config, resume boo
 	return c, nil
 }
 
-func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) error {
+func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) (retErr error) {
+	defer func() {
+		// A failed CUDA operation panics (the Backend interface has no
+		// error returns): one line instead of a stack trace.
+		if r := recover(); r != nil {
+			ce, ok := r.(*cuda.Error)
+			if !ok {
+				panic(r)
+			}
+			retErr = fmt.Errorf("--device cuda: %s; the run stopped (--resume continues from the last checkpoint)", ce.Msg)
+		}
+	}()
 	cuda.SetLibraryPath(f.cudaLib)
 	if !deviceKnown(f.device) {
 		return cli.Usagef("--device %q: want one of %s", f.device, strings.Join(deviceNames(), ", "))

@@ -13,8 +13,9 @@
 // the package still compiles and registers "cuda", and Open says that the
 // binary needs cgo.
 //
-// Errors inside an operation (a CUDA error, a kernel fault) panic with the
-// library's message: the Backend interface has no error returns, and after
+// Errors inside an operation (a CUDA error, a kernel fault) panic with an
+// *Error holding the library's message (the trainer turns it into its
+// one-line error): the Backend interface has no error returns, and after
 // a CUDA error the device context is unusable anyway. Shapes are checked
 // here before anything is queued, so a wrong call panics like the CPU
 // backend's instead of faulting on the device.
@@ -178,9 +179,14 @@ func (c *CUDA) MemInfo() (free, total uint64, err error) {
 // Sync waits for all queued work (for timing).
 func (c *CUDA) Sync() { c.check(c.l.sync()) }
 
+// Error is the panic value of a failed operation (the library's message).
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return "cuda: " + e.Msg }
+
 func (c *CUDA) check(rc int) {
 	if rc != 0 {
-		panic("cuda: " + c.l.lastError())
+		panic(&Error{Msg: c.l.lastError()})
 	}
 }
 
