@@ -275,7 +275,7 @@ func Open(name string, o Options) (Backend, error) {
 	if !ok {
 		hint := ""
 		if name == "cuda" {
-			hint = " (this build has no CUDA backend: it is not written yet; use --device cpu)"
+			hint = " (this program does not link pkg/backend/cuda; use --device cpu)"
 		}
 		have := strings.Join(Names(), ", ")
 		if have == "" {

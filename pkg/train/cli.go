@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alpaca-go/alpaca/pkg/backend/cuda"
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/xio"
@@ -65,6 +66,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 type trainFlags struct {
 	model, data, out, resume, metrics, device, saveDtype  string
+	cudaLib                                               string
 	epochs, maxSteps, warmupSteps, batchSize, batchTokens int
 	microBatch, gradAccum, seqLen, saveEvery, saveLimit   int
 	lr, warmupRatio, weightDecay, beta1, beta2, eps, clip float64
@@ -89,7 +91,8 @@ func TrainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.out, "out", "", "output `DIR`: final model, checkpoint-N/ subdirectories")
 	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `DIR` (or an output dir: its newest checkpoint)")
 	fs.StringVar(&f.metrics, "metrics", "", "append one JSON line per step to `FILE`")
-	fs.StringVar(&f.device, "device", "cpu", "`NAME`: cpu, or cuda (needs a build with -tags cuda)")
+	fs.StringVar(&f.device, "device", "cpu", "`NAME`: cpu, or cuda (loads libalpaca_cuda.so, built by make cuda)")
+	fs.StringVar(&f.cudaLib, "cuda-lib", "", "`FILE`: the CUDA backend library for --device cuda (default: $"+cuda.EnvLib+", then libalpaca_cuda.so beside the binary)")
 	fs.IntVar(&f.epochs, "epochs", def.Epochs, "`N` passes over the data")
 	fs.IntVar(&f.maxSteps, "max-steps", 0, "train exactly `N` optimizer steps instead of --epochs (cycling the data); the schedule spans them")
 	fs.Float64Var(&f.lr, "lr", def.LR, "peak learning rate `R`")
@@ -244,7 +247,19 @@ func configFromFlags(f *trainFlags, set map[string]bool, base Config, resume boo
 	return c, nil
 }
 
-func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) error {
+func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.Reader, stderr io.Writer) (retErr error) {
+	defer func() {
+		// A failed CUDA operation panics (the Backend interface has no
+		// error returns): one line instead of a stack trace.
+		if r := recover(); r != nil {
+			ce, ok := r.(*cuda.Error)
+			if !ok {
+				panic(r)
+			}
+			retErr = fmt.Errorf("--device cuda: %s; the run stopped (--resume continues from the last checkpoint)", ce.Msg)
+		}
+	}()
+	cuda.SetLibraryPath(f.cudaLib)
 	if !deviceKnown(f.device) {
 		return cli.Usagef("--device %q: want one of %s", f.device, strings.Join(deviceNames(), ", "))
 	}
@@ -347,6 +362,9 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	}
 	be, err := openDevice(f.device, f.common.Workers)
 	if err != nil {
+		return err
+	}
+	if err := checkDeviceMemory(be, modelDir, cfg.Batch.MicroBatch, cfg.Batch.SeqLen, logf); err != nil {
 		return err
 	}
 	var (

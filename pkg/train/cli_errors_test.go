@@ -56,7 +56,7 @@ func TestCLIErrors(t *testing.T) {
 		{"truncated stream", std("tr", "--data", truncated), 1, "truncated token stream"},
 		{"not a stream", std("ns", "--data", notStream), 1, "not a token stream"},
 		{"missing data", std("md", "--data", filepath.Join(dir, "nope.bin")), 1, "nope.bin: no such file"},
-		{"cuda", std("c", "--data", good, "--device", "cuda"), 1, "no backend registered for cuda"},
+		{"cuda", std("c", "--data", good, "--device", "cuda", "--cuda-lib", filepath.Join(dir, "nope.so")), 1, "make cuda"},
 		{"bad device", std("d", "--data", good, "--device", "tpu"), 2, `--device "tpu"`},
 		{"two batch sizes", std("b", "--data", good, "--batch-tokens", "100", "--batch-size", "4"), 2, "give one"},
 		{"accum mismatch", std("g", "--data", good, "--batch-size", "10", "--micro-batch", "2", "--grad-accum", "4"), 2, "is not --micro-batch 2 × --grad-accum 4"},

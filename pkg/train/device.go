@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/alpaca-go/alpaca/pkg/backend"
-	_ "github.com/alpaca-go/alpaca/pkg/backend/cpu" // registers "cpu"
+	_ "github.com/alpaca-go/alpaca/pkg/backend/cpu"  // registers "cpu"
+	_ "github.com/alpaca-go/alpaca/pkg/backend/cuda" // registers "cuda" (loads libalpaca_cuda.so when opened)
 )
 
 // knownDevices are the --device names the trainer accepts; a name is
@@ -52,10 +53,7 @@ func deviceAvailable(name string) error {
 func openDevice(name string, threads int) (backend.Backend, error) {
 	be, err := backend.Open(name, backend.Options{Threads: threads})
 	if err != nil {
-		if name == "cuda" {
-			return nil, fmt.Errorf("--device cuda: no backend registered for cuda (the CUDA backend is not written yet; this build has %s); use --device cpu", strings.Join(backend.Names(), ", "))
-		}
-		return nil, fmt.Errorf("--device %s: %w", name, err)
+		return nil, fmt.Errorf("--device %s: %s", name, strings.TrimPrefix(err.Error(), name+": "))
 	}
 	return be, nil
 }
