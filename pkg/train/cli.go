@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/alpaca-go/alpaca/pkg/gguf"
 	"io"
 	"math"
 	"os"
@@ -43,6 +44,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return PlotMain(args[1:], stdin, stdout, stderr)
 		case "init":
 			return llama.InitMain(args[1:], stdout, stderr)
+		case "export":
+			return gguf.ExportMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}
