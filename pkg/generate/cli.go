@@ -173,7 +173,7 @@ type batchItem struct {
 	name string
 	num  int
 	raw  []byte
-	job *job
+	job  *job
 }
 
 type batchRun struct {
