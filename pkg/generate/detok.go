@@ -48,9 +48,7 @@ func (d *detok) push(id int32) (delta string, stop bool) {
 		for _, b := range d.ids[k:] {
 			bs = append(bs, d.byteOf(b))
 		}
-		if !completeUTF8(bs) {
-			n = k
-		}
+		n -= incompleteTail(bs)
 	}
 	text, err := d.tok.Decode(d.ids[:n])
 	if err != nil {
@@ -144,18 +142,22 @@ func (d *detok) byteOf(id int32) byte {
 	return v
 }
 
-// completeUTF8 reports whether bs does not end inside a multi-byte
-// character (invalid bytes count as complete: they decode to U+FFFD).
-func completeUTF8(bs []byte) bool {
-	// look at the last up to 3 bytes for an unfinished leading byte
-	for i := len(bs) - 1; i >= 0 && i >= len(bs)-4; i-- {
+// incompleteTail is the number of bytes at the end of bs that begin a
+// multi-byte character without finishing it (0 when bs ends on a
+// character boundary; invalid bytes count as complete: they decode to
+// U+FFFD).
+func incompleteTail(bs []byte) int {
+	for i := len(bs) - 1; i >= 0 && i >= len(bs)-3; i-- {
 		c := bs[i]
 		if c < 0x80 {
-			return true
+			return 0
 		}
 		if utf8.RuneStart(c) {
-			return utf8.FullRune(bs[i:])
+			if utf8.FullRune(bs[i:]) {
+				return 0
+			}
+			return len(bs) - i
 		}
 	}
-	return true
+	return 0
 }
