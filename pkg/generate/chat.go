@@ -163,6 +163,11 @@ func (c *chat) answer(instruction string, sig <-chan os.Signal) error {
 	c.turns++
 	req := &Request{Prompt: c.promptFor(instruction), MaxNewTokens: c.maxNew, Stop: c.stops, Sample: sp, Ctx: ctx,
 		OnText: func(s string) {
+			select { // an interrupt is also seen here, synchronously
+			case <-sig:
+				cancel()
+			default:
+			}
 			if werr == nil {
 				_, werr = io.WriteString(c.out, s)
 			}

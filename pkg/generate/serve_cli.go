@@ -3,7 +3,6 @@ package generate
 import (
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
@@ -62,7 +61,7 @@ func ServeMain(args []string, stdout, stderr io.Writer) int {
 			Seed: *seed, Template: tmpl, Logf: logf})
 		ctx, cancel := cli.SignalContext()
 		defer cancel()
-		err = s.ListenAndServe(ctx, *addr, *grace, func(a net.Addr) {
+		err = s.ListenAndServe(ctx, *addr, *grace, func(a interface{ String() string }) {
 			logf("model %s (context %d) on http://%s/v1", s.cfg.ModelID, m.MaxLen, a)
 		})
 		logf("stopped")

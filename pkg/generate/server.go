@@ -42,7 +42,15 @@ type Server struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+
+	completed, cancelled atomic.Int64
 }
+
+// Completed is the number of completions that ran to their end.
+func (s *Server) Completed() int64 { return s.completed.Load() }
+
+// Cancelled is the number of completions stopped by their client leaving.
+func (s *Server) Cancelled() int64 { return s.cancelled.Load() }
 
 // pending is a request in the queue or being decoded.
 type pending struct {
@@ -79,6 +87,7 @@ func NewServer(m *Model, cfg ServerConfig) *Server {
 	if cfg.DefaultTokens <= 0 {
 		cfg.DefaultTokens = 256
 	}
+	cfg.DefaultTokens = min(cfg.DefaultTokens, cfg.MaxTokens)
 	if cfg.Template == nil {
 		cfg.Template, _ = prompt.Builtin("alpaca")
 	}
@@ -150,6 +159,11 @@ func (s *Server) Run() {
 		for i, j := range jobs {
 			if j.done {
 				r := j.res
+				if r.Err != nil && j.cancelled() {
+					s.cancelled.Add(1)
+				} else if r.Err == nil {
+					s.completed.Add(1)
+				}
 				active[i].events <- event{res: &r}
 				continue
 			}
@@ -598,7 +612,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p *pending, id s
 // ListenAndServe serves on addr until ctx is cancelled, then shuts down
 // gracefully: no new connections, requests in flight finish (up to
 // grace), then the decode loop stops.
-func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Duration, ready func(net.Addr)) error {
+func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Duration, ready func(interface{ String() string })) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
