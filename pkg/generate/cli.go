@@ -40,6 +40,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return ChatMain(args[1:], stdin, stdout, stderr)
 		case "serve":
 			return ServeMain(args[1:], stdout, stderr)
+		case "bench":
+			return BenchMain(args[1:], stdout, stderr)
 		}
 	}
 	return BatchMain(args, stdin, stdout, stderr)
