@@ -7,6 +7,7 @@ import (
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/promptfmt"
+	"github.com/alpaca-go/alpaca/pkg/xio"
 )
 
 const serveSummary = `Serves the model over HTTP with OpenAI's API: GET /v1/models, POST
@@ -37,6 +38,7 @@ func ServeMain(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("grace", 30*time.Second, "how long shutdown waits for requests in flight")
 	tmplName := fs.String("template", "alpaca", "template for chat messages: built-in `NAME` or JSON FILE")
 	quiet := fs.Bool("quiet", false, "no log on stderr")
+	addrFile := fs.String("addr-file", "", "write the address listened on to `FILE` once ready (for --addr 127.0.0.1:0)")
 	err := func() error {
 		if _, err := c.Parse(args); err != nil {
 			return err
@@ -61,9 +63,18 @@ func ServeMain(args []string, stdout, stderr io.Writer) int {
 			Seed: *seed, Template: tmpl, Logf: logf})
 		ctx, cancel := cli.SignalContext()
 		defer cancel()
+		var ferr error
 		err = s.ListenAndServe(ctx, *addr, *grace, func(a interface{ String() string }) {
 			logf("model %s (context %d) on http://%s/v1", s.cfg.ModelID, m.MaxLen, a)
+			if *addrFile != "" {
+				if ferr = xio.AtomicWriteFile(*addrFile, []byte(a.String()+"\n")); ferr != nil {
+					cancel()
+				}
+			}
 		})
+		if err == nil {
+			err = ferr
+		}
 		logf("stopped")
 		return err
 	}()
