@@ -5,6 +5,7 @@ package generate
 import (
 	"fmt"
 
+	_ "github.com/alpaca-go/alpaca/pkg/backend/cpu" // registers the "cpu" backend
 	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
