@@ -287,6 +287,9 @@ func Export(w io.Writer, o ExportOptions) (ExportStats, error) {
 		if len(info.Shape) < 1 || len(info.Shape) > 2 {
 			return fmt.Errorf("%s: tensor %q has %d dimensions", dir, hf, len(info.Shape))
 		}
+		if want := hfShape(hf, cfg); !sameShape(info.Shape, want) {
+			return fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", dir, hf, info.Shape, want)
+		}
 		ti := TensorInfo{Name: name, Type: F32}
 		for i := len(info.Shape) - 1; i >= 0; i-- {
 			if info.Shape[i] <= 0 {
@@ -380,4 +383,37 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// hfShape is the shape config.json implies for a Hugging Face tensor.
+func hfShape(hf string, cfg llama.Config) []int64 {
+	D, I, V := int64(cfg.HiddenSize), int64(cfg.IntermediateSize), int64(cfg.VocabSize)
+	Dkv := int64(cfg.NumKeyValueHeads * cfg.HeadDim())
+	switch {
+	case hf == "model.embed_tokens.weight" || hf == "lm_head.weight":
+		return []int64{V, D}
+	case strings.HasSuffix(hf, "norm.weight"):
+		return []int64{D}
+	case strings.HasSuffix(hf, "q_proj.weight") || strings.HasSuffix(hf, "o_proj.weight"):
+		return []int64{D, D}
+	case strings.HasSuffix(hf, "k_proj.weight") || strings.HasSuffix(hf, "v_proj.weight"):
+		return []int64{Dkv, D}
+	case strings.HasSuffix(hf, "gate_proj.weight") || strings.HasSuffix(hf, "up_proj.weight"):
+		return []int64{I, D}
+	case strings.HasSuffix(hf, "down_proj.weight"):
+		return []int64{D, I}
+	}
+	return nil
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
