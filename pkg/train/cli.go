@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/alpaca-go/alpaca/pkg/gguf"
 	"io"
 	"math"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/alpaca-go/alpaca/pkg/backend/cpu"
 	"github.com/alpaca-go/alpaca/pkg/cli"
+	"github.com/alpaca-go/alpaca/pkg/gguf"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 )
 
@@ -28,7 +28,8 @@ data position) are written atomically to OUT/checkpoint-N every --save-every
 steps; --resume continues bit-exactly. The final model goes to OUT.
 
 Subcommands: 'trainer init' makes a base model, 'trainer plot' draws a
-metrics file. See docs/trainer.md.`
+metrics file, 'trainer export' writes GGUF for llama.cpp (docs/generate.md).
+See docs/trainer.md.`
 
 const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
 tokenize --model base/tokenizer.model prompts.jsonl -o tokens.bin
