@@ -10,7 +10,7 @@
 # safetensors, llama.cpp on the f16 GGUF, torch in bf16.
 #
 # Knobs: GEN_BENCH_SHAPES ("110m 1b"), GEN_BENCH_PREC ("f32 16"),
-# GEN_BENCH_THREADS (2), GEN_BENCH_7B=1 adds a 7B-shaped bf16 model (13.5 GB
+# GEN_BENCH_THREADS (2), GEN_BENCH_TAGS (build tags, e.g. kvcache), GEN_BENCH_7B=1 adds a 7B-shaped bf16 model (13.5 GB
 # written to GEN_BENCH_DIR) run by ours only, to show its RSS and speed;
 # NODE_LLAMA_CPP_DIR (default .cache/llamacpp: `npm i -E node-llama-cpp@3.21.1`
 # there). llama.cpp or torch absent: their rows are skipped with a message.
@@ -29,7 +29,7 @@ export OPENBLAS_NUM_THREADS=$TH OMP_NUM_THREADS=$TH
 cleanup() { [ -n "$KEEP" ] || rm -rf "$DIR"; }
 trap cleanup EXIT
 [ -f "$TOK" ] || { echo "generate bench: $TOK is absent (shared data): skipping"; exit 0; }
-go build -o "$BIN/" ./cmd/generate ./cmd/trainer || exit 1
+go build -tags "${GEN_BENCH_TAGS:-}" -o "$BIN/" ./cmd/generate ./cmd/trainer || exit 1
 go build -o "$DIR/genllama" ./scripts/bench/genllama || exit 1
 have_cpp=1
 if ! command -v node >/dev/null || [ ! -f "$NODE_LLAMA_CPP_DIR/node_modules/node-llama-cpp/package.json" ]; then
