@@ -32,7 +32,7 @@ type ServerConfig struct {
 }
 
 // Server is the OpenAI-compatible HTTP front of a Model. One goroutine
-// (Run) owns the model and decodes every active request together.
+// (started by Start) owns the model and decodes every active request together.
 type Server struct {
 	m       *Model
 	cfg     ServerConfig
@@ -44,6 +44,7 @@ type Server struct {
 	once    sync.Once
 
 	completed, cancelled atomic.Int64
+	started              atomic.Bool
 }
 
 // Completed is the number of completions that ran to their end.
@@ -64,7 +65,7 @@ type event struct {
 	res   *Result
 }
 
-// NewServer makes a server for m; call Run (or Start) to decode.
+// NewServer makes a server for m; Start begins decoding.
 func NewServer(m *Model, cfg ServerConfig) *Server {
 	if cfg.ModelID == "" {
 		cfg.ModelID = m.Name
@@ -109,18 +110,25 @@ func NewServer(m *Model, cfg ServerConfig) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Start runs the decode loop in a goroutine.
-func (s *Server) Start() { go s.Run() }
+func (s *Server) Start() {
+	if s.started.CompareAndSwap(false, true) {
+		go s.run()
+	}
+}
 
 // Close stops the decode loop (after the requests it holds finish or are
-// cancelled) and waits for it.
+// cancelled) and waits for it. Without Start it does nothing.
 func (s *Server) Close() {
+	if !s.started.Load() {
+		return
+	}
 	s.once.Do(func() { close(s.stop) })
 	<-s.stopped
 }
 
-// Run is the decode loop: it admits queued requests up to MaxBatch, steps
+// run is the decode loop: it admits queued requests up to MaxBatch, steps
 // all active ones together, and delivers text and results.
-func (s *Server) Run() {
+func (s *Server) run() {
 	defer close(s.stopped)
 	var active []*pending
 	var jobs []*job
