@@ -108,3 +108,25 @@ func TestBatchErrors(t *testing.T) {
 		t.Errorf("no --model: exit %d %q", code, errs)
 	}
 }
+
+func TestBenchCLI(t *testing.T) {
+	var o, e bytes.Buffer
+	if code := Main([]string{"bench", "--model", tinyModel(t), "--threads", "1", "--prompt-tokens", "20", "--new-tokens", "4"}, nil, &o, &e); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal(o.Bytes(), &v); err != nil {
+		t.Fatalf("%q: %v", o.String(), err)
+	}
+	for _, k := range []string{"prefill_tok_s", "decode_tok_s"} {
+		if x, ok := v[k].(float64); !ok || !(x > 0) {
+			t.Errorf("%s = %v", k, v[k])
+		}
+	}
+	if v["prompt_tokens"] != 20.0 || v["new_tokens"] != 4.0 {
+		t.Errorf("%v", v)
+	}
+	if code := Main([]string{"bench", "--model", tinyModel(t), "--prompt-tokens", "5000"}, nil, &o, &e); code != 2 {
+		t.Errorf("prompt longer than the context: exit %d", code)
+	}
+}

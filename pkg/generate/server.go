@@ -504,8 +504,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, sm *sampling, pro
 	}
 	id, created := newID("cmpl"), time.Now().Unix()
 	model := s.cfg.ModelID
+	t0 := time.Now()
 	if sm.Stream {
-		s.stream(w, r, ps[0], id, created, model, chat)
+		res := s.stream(w, r, ps[0], id, created, model, chat)
+		if res != nil {
+			s.cfg.Logf("%s %s stream: %d+%d tokens, %s, %.2fs", r.Method, r.URL.Path, res.PromptTokens, res.CompletionTokens, res.FinishReason, time.Since(t0).Seconds())
+		}
 		return
 	}
 	results := make([]*Result, len(ps))
@@ -549,14 +553,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, sm *sampling, pro
 		obj = "chat.completion"
 	}
 	writeJSON(w, map[string]any{"id": id, "object": obj, "created": created, "model": model, "choices": choices, "usage": u})
+	s.cfg.Logf("%s %s: %d completions, %d+%d tokens, %.2fs", r.Method, r.URL.Path, len(results), u.PromptTokens, u.CompletionTokens, time.Since(t0).Seconds())
 }
 
-// stream sends server-sent events as the text comes.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, p *pending, id string, created int64, model string, chat bool) {
+// stream sends server-sent events as the text comes; it returns the
+// result when the completion ended normally.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, p *pending, id string, created int64, model string, chat bool) *Result {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		apiError(w, http.StatusInternalServerError, "internal_error", "streaming unsupported by the connection")
-		return
+		return nil
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -588,7 +594,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p *pending, id s
 	}
 	if chat {
 		if send("", nil, true) != nil {
-			return
+			return nil
 		}
 	}
 	for {
@@ -599,20 +605,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p *pending, id s
 					b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": ev.res.Err.Error(), "type": "server_error"}})
 					fmt.Fprintf(w, "data: %s\n\n", b)
 					fl.Flush()
-					return
+					return nil
 				}
 				if send("", ev.res.FinishReason, false) != nil {
-					return
+					return nil
 				}
 				fmt.Fprint(w, "data: [DONE]\n\n")
 				fl.Flush()
-				return
+				return ev.res
 			}
 			if send(ev.delta, nil, false) != nil {
-				return
+				return nil
 			}
 		case <-r.Context().Done():
-			return
+			return nil
 		}
 	}
 }
