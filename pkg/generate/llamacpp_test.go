@@ -12,6 +12,7 @@ import (
 	"github.com/alpaca-go/alpaca/internal/testutil"
 	"github.com/alpaca-go/alpaca/pkg/gguf"
 	"github.com/alpaca-go/alpaca/pkg/llama"
+	"github.com/alpaca-go/alpaca/pkg/safetensors"
 )
 
 // llamaCpp finds the reference: node and node-llama-cpp (see
@@ -234,17 +235,32 @@ func TestLlamaCppQ8_0(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	for _, p := range m.Params() {
-		if len(p.Shape) == 2 {
-			q, err := gguf.Dequantize(gguf.Q8_0, gguf.QuantizeQ8_0(nil, p.W), len(p.W))
-			if err != nil {
-				t.Fatal(err)
-			}
-			copy(p.W, q)
-		}
-	}
+	// the same weights through Q8_0 and back, written as f32 safetensors
 	qdir := filepath.Join(t.TempDir(), "q")
 	if err := m.Save(qdir, "float32"); err != nil {
+		t.Fatal(err)
+	}
+	src, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, name := range src.Names() {
+		info, _ := src.Info(name)
+		w, err := src.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Shape) == 2 {
+			if w, err = gguf.Dequantize(gguf.Q8_0, gguf.QuantizeQ8_0(nil, w), len(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data, _ := safetensors.EncodeFloat32(safetensors.F32, w)
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: info.Shape, Data: data})
+	}
+	src.Close()
+	if err := safetensors.WriteFile(filepath.Join(qdir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
 	mod, err := Load(qdir, Options{Threads: 2})
