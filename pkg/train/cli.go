@@ -15,6 +15,7 @@ import (
 
 	"github.com/alpaca-go/alpaca/pkg/backend/cuda"
 	"github.com/alpaca-go/alpaca/pkg/cli"
+	"github.com/alpaca-go/alpaca/pkg/gguf"
 	"github.com/alpaca-go/alpaca/pkg/llama"
 	"github.com/alpaca-go/alpaca/pkg/xio"
 )
@@ -35,7 +36,8 @@ write the held-out loss into the metrics.
 
 Subcommands: 'trainer init' makes a base model, 'trainer eval' computes a
 held-out loss, 'trainer plot' draws a metrics file, 'trainer merge' folds a
-LoRA adapter into its base. See docs/trainer.md.`
+LoRA adapter into its base, 'trainer export' writes GGUF for llama.cpp
+(docs/generate.md). See docs/trainer.md.`
 
 const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
 tokenize --model base/tokenizer.model prompts.jsonl -o tokens.bin
@@ -57,6 +59,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return InitMain(args[1:], stdout, stderr)
 		case "merge":
 			return MergeMain(args[1:], stdout, stderr)
+		case "export":
+			return gguf.ExportMain(args[1:], stdout, stderr)
 		case "train":
 			args = args[1:]
 		}
