@@ -39,21 +39,25 @@ type Filter struct {
 	// the first one found above the threshold. It costs some speed.
 	ExactBest bool
 
-	t     float64
-	vocab map[string]int32
-	df    []int32 // per token id: pool texts containing it
-	rank  []int32 // per token id: global order key (smaller = checked first)
-	low   int32   // next rank for tokens new since the last rebuild (counts down)
-	texts []string
-	toks  [][]int32
-	post  [][]bucket        // per token id: prefix elements of pool texts not in pairs, by length
-	pairs pairIndex         // pairs of prefix elements of pool texts of pair-indexed lengths
-	extra map[uint64]uint32 // element ids of (token, k > 0): (tok<<16 | k) -> id
-	slab  []int32           // storage of toks
-	long  []int32           // pool texts longer than maxLen (never indexed, always verified)
-	next  int               // pool size at which the index is rebuilt
-	seq   *scratch          // scratch of the sequential path
-	pool  sync.Pool         // scratch for SimilarAt and CheckBatch workers
+	t      float64
+	vocab  map[string]int32
+	df     []int32 // per token id: pool texts containing it
+	rank   []int32 // per token id: global order key (smaller = checked first)
+	low    int32   // next rank for tokens new since the last rebuild (counts down)
+	texts  []string
+	toks   [][]int32
+	lens   []int32           // per pool text: len(toks[i])
+	post   [][]bucket        // per token id: prefix elements of pool texts not in pairs, by length
+	pairs  pairIndex         // pairs of prefix elements of pool texts of pair-indexed lengths
+	extra  map[uint64]uint32 // element ids of (token, k > 0): (tok<<16 | k) -> id
+	slab   []int32           // storage of toks
+	long   []int32           // pool texts longer than maxLen (never indexed, always verified)
+	next   int               // pool size at which the index is rebuilt
+	seq    *scratch          // scratch of the sequential path
+	full   [][]fullPosting   // per token id: every pool text holding it (SimilarAt)
+	fullN  int               // pool texts in full
+	fullMu sync.Mutex
+	pool   sync.Pool // scratch for SimilarAt and CheckBatch workers
 	*bounds
 }
 
@@ -169,6 +173,7 @@ func (f *Filter) add(text string, ids []int32) int {
 	doc := len(f.texts)
 	f.texts = append(f.texts, text)
 	f.toks = append(f.toks, own)
+	f.lens = append(f.lens, int32(len(own)))
 	f.countDF(own, 1)
 	if len(f.texts) >= f.next {
 		f.rebuild()
@@ -367,6 +372,12 @@ type scratch struct {
 	need   []int32
 	slack  []int32
 	scores []float64
+	// SimilarAt
+	sim      []simAcc
+	simStamp uint32
+	tc       []tokCount
+	bits     []uint64
+	fm       []float64
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far
@@ -692,59 +703,6 @@ func (f *Filter) CheckBatch(texts []string, add bool, workers int) []Result {
 // the generator's most_similar_instructions and avg_similarity_score.
 func (f *Filter) Similar(text string, k int) (top []Match, avg float64) {
 	return f.SimilarAt(text, k, len(f.texts))
-}
-
-// SimilarAt is Similar against the first upto pool texts only (the pool as
-// it was when text upto was added). It only reads the filter, so calls may
-// run concurrently with each other (not with Add or Check).
-func (f *Filter) SimilarAt(text string, k, upto int) (top []Match, avg float64) {
-	upto = min(upto, len(f.texts))
-	s, _ := f.pool.Get().(*scratch)
-	if s == nil {
-		s = &scratch{}
-	}
-	defer f.pool.Put(s)
-	s.ids = f.lookup(text, s.ids)
-	ids := s.ids
-	s.m.set(ids, len(f.df))
-	if cap(s.scores) < upto {
-		s.scores = make([]float64, upto+upto/4)
-	}
-	scores := s.scores[:upto]
-	n := len(ids)
-	type cand struct {
-		sc float64
-		i  int32
-	}
-	best := make([]cand, 0, k+1)
-	for d := 0; d < upto; d++ {
-		sc := 0.0
-		if n > 0 {
-			sc = FMeasure(s.m.lcs(f.toks[d]), len(f.toks[d]), n)
-		}
-		scores[d] = sc
-		if k <= 0 {
-			continue
-		}
-		if len(best) == k && !better(sc, int32(d), best[k-1].sc, best[k-1].i) {
-			continue
-		}
-		j := len(best)
-		if j < k {
-			best = append(best, cand{})
-		} else {
-			j = k - 1
-		}
-		for j > 0 && better(sc, int32(d), best[j-1].sc, best[j-1].i) {
-			best[j] = best[j-1]
-			j--
-		}
-		best[j] = cand{sc, int32(d)}
-	}
-	for _, c := range best {
-		top = append(top, Match{Text: f.texts[c.i], Score: c.sc, Index: int(c.i)})
-	}
-	return top, meanNumPy(scores)
 }
 
 // probePairs adds to s.cands the pool texts (>= from) of pair-indexed
