@@ -70,7 +70,7 @@ func (x *pairIndex) layout() {
 		}
 	}
 	if cap(x.base) < total {
-		x.base = make([]pairPosting, total, total+total/2)
+		x.base = make([]pairPosting, total)
 	}
 	x.base = x.base[:total]
 	x.mode = pairFill
@@ -119,7 +119,7 @@ func (x *pairIndex) find(key uint64) int {
 }
 
 func (x *pairIndex) add(key uint64, p pairPosting) {
-	if 2*(x.used+1) > len(x.keys) {
+	if 4*(x.used+1) > 3*len(x.keys) { // load <= 3/4
 		x.grow()
 	}
 	i := x.slot(key)
