@@ -134,7 +134,7 @@ if [[ $parts == *" scale "* ]]; then
   # RF_BENCH_OLD_MAX
   declare -A recorded=(
     [100000]=94d6c7414ae4a998 [200000]=5190de0daff39df6 [400000]=54ddf394217ebdb9
-    [800000]=b3752033366f819a [1000000]=RECORDED1M
+    [800000]=b3752033366f819a [1000000]=06740fc9c1ae4bd9
   )
   echo "rougefilter scaling: rfscale inputs ($gsrc, seed 1), threshold 0.7, no seed pool; $(nproc) cores"
   echo "base = $base, run up to $oldmax records; 'recorded' = its output hash recorded once (same inputs)"
