@@ -52,7 +52,8 @@ type Filter struct {
 	extra  map[uint64]uint32 // element ids of (token, k > 0): (tok<<16 | k) -> id
 	slab   []int32           // storage of toks
 	long   []int32           // pool texts longer than maxLen (never indexed, always verified)
-	next   int               // pool size at which the index is rebuilt
+	next   int               // pool size at which the index is rebuilt or compacted
+	orderN int               // pool size at the last rebuild
 	seq    *scratch          // scratch of the sequential path
 	full   [][]fullPosting   // per token id: every pool text holding it (SimilarAt)
 	fullN  int               // pool texts in full
@@ -175,7 +176,13 @@ func (f *Filter) add(text string, ids []int32) int {
 	f.toks = append(f.toks, own)
 	f.lens = append(f.lens, int32(len(own)))
 	f.countDF(own, 1)
-	if len(f.texts) >= f.next {
+	if len(f.texts) >= f.next && len(f.texts) < 2*f.orderN {
+		// grown by half since the last rebuild: gather each pair's
+		// postings again, in the same order
+		f.pairs.compact(len(f.texts) - 1)
+		f.next = len(f.texts) + len(f.texts)/2
+		f.index(doc, nil)
+	} else if len(f.texts) >= f.next {
 		f.rebuild()
 	} else {
 		f.index(doc, nil)
@@ -359,6 +366,7 @@ func (f *Filter) rebuild() {
 	}
 	f.pairs.endRebuild(len(f.texts))
 	f.next = len(f.texts) + len(f.texts)/2
+	f.orderN = len(f.texts)
 }
 
 // scratch is per-worker memory for probing.

@@ -90,6 +90,36 @@ func (x *pairIndex) endRebuild(pool int) {
 	x.mode = pairAppend
 }
 
+// compact moves the overflow postings into the base runs (the global order
+// is unchanged, so the pairs are), keeping each run ordered by slack and, within one
+// slack, by pool text.
+func (x *pairIndex) compact(pool int) {
+	nb := make([]pairPosting, 0, len(x.base)+len(x.ps))
+	for i, k := range x.keys {
+		if k == 0 {
+			continue
+		}
+		start := len(nb)
+		nb = append(nb, x.base[x.off[i]:x.off[i]+x.cnt[i]]...)
+		j := len(nb)
+		for h := x.heads[i]; h >= 0; h = x.next[h] {
+			nb = append(nb, x.ps[h])
+		}
+		if j == len(nb) {
+			x.off[i] = int32(start)
+			continue
+		}
+		slices.Reverse(nb[j:]) // newer pool texts than every base one
+		run := nb[start:]
+		slices.SortStableFunc(run, func(a, b pairPosting) int { return int(a.slack()) - int(b.slack()) })
+		x.off[i], x.cnt[i], x.heads[i] = int32(start), int32(len(run)), -1
+	}
+	x.base = nb
+	x.ps = x.ps[:0]
+	x.next = x.next[:0]
+	x.baseN = pool
+}
+
 // slack is the least m-α a partner must allow for this pair to be its first
 // two shared elements.
 func (p pairPosting) slack() uint8 { return max(p.pa, p.pb-1) }
