@@ -27,10 +27,18 @@ type Match struct {
 //     must share an element among the first len-α+1 elements of both texts
 //     when elements (token, occurrence) are ordered rare-first by one global
 //     order; only those prefixes are indexed;
+//   - ℓ = 2: the first two shared elements lie among the first len-α+2
+//     elements of both texts, at positions bounded by each pair's α; pool
+//     texts of the usual lengths are indexed by pairs of prefix elements
+//     (pairIndex), so one shared frequent token finds nothing; other lengths
+//     by single elements in per-length buckets, verified only when two
+//     elements (or α, when α < 2) were found;
 //   - positional bound on the shared prefix elements found (PPJoin).
 //
 // Survivors are scored with a bit-parallel LCS. The global order is re-derived
-// from document frequencies as the pool doubles.
+// from document frequencies, and the index rebuilt with each pair's postings
+// contiguous, when the pool has doubled; in between, when it has grown by
+// half, the pair postings added since are moved into those runs.
 //
 // A Filter is not safe for concurrent use; CheckBatch parallelises internally.
 type Filter struct {
