@@ -19,11 +19,13 @@ const maxLen = math.MaxUint16
 // real values 2l/(m+n) differ by far more than the few ulps of rounding (for
 // texts shorter than maxLen tokens).
 type bounds struct {
-	bt      float64
-	aProbe  []int32 // per candidate length n: least lcs reaching > t with any pool length
-	aIndex  []int32 // per pool length m: least lcs reaching > t with any candidate length
-	hiLen   []int32 // per n: largest pool length m that can reach > t
-	needTab []uint16
+	bt       float64
+	aProbe   []int32 // per candidate length n: least lcs reaching > t with any pool length
+	aIndex   []int32 // per pool length m: least lcs reaching > t with any candidate length
+	hiLen    []int32 // per n: largest pool length m that can reach > t
+	needTab  []uint16
+	pairTab  []bool // per pool length m < tabN: indexed by pairs of prefix elements
+	maxPairM int    // the largest such m
 }
 
 const (
@@ -63,6 +65,14 @@ func (b *bounds) init(t float64) {
 		b.aProbe[n] = int32(b.calcProbe(n))
 		b.aIndex[n] = int32(b.calcIndex(n))
 		b.hiLen[n] = int32(b.calcHi(n))
+	}
+	b.pairTab = make([]bool, tabN)
+	for m := 1; m < tabN; m++ {
+		a := int(b.aIndex[m])
+		if b.bt >= 0 && a >= 2 && a <= m && min(m, m-a+2) <= maxPairPrefix {
+			b.pairTab[m] = true
+			b.maxPairM = m
+		}
 	}
 	b.needTab = make([]uint16, needDim*needDim)
 	for m := 1; m < needDim; m++ {
@@ -116,6 +126,22 @@ func (b *bounds) need(m, n int) int {
 		return int(b.needTab[m*needDim+n])
 	}
 	return b.calcNeed(m, n)
+}
+
+// pairIndexed reports whether pool texts of m tokens are indexed by pairs
+// of prefix elements: every partner needs an LCS >= 2 and the extended
+// prefix is at most maxPairPrefix elements.
+func (b *bounds) pairIndexed(m int) bool {
+	return m < tabN && b.pairTab[m]
+}
+
+// indexAlpha is the least LCS any candidate needs with a pool text of m
+// tokens (m+1 when none can exceed the threshold).
+func (b *bounds) indexAlpha(m int) int {
+	if m < tabN {
+		return int(b.aIndex[m])
+	}
+	return b.calcIndex(m)
 }
 
 // probePrefix is how many of a candidate's ordered elements must be probed.

@@ -27,10 +27,18 @@ type Match struct {
 //     must share an element among the first len-α+1 elements of both texts
 //     when elements (token, occurrence) are ordered rare-first by one global
 //     order; only those prefixes are indexed;
+//   - ℓ = 2: the first two shared elements lie among the first len-α+2
+//     elements of both texts, at positions bounded by each pair's α; pool
+//     texts of the usual lengths are indexed by pairs of prefix elements
+//     (pairIndex), so one shared frequent token finds nothing; other lengths
+//     by single elements in per-length buckets, verified only when two
+//     elements (or α, when α < 2) were found;
 //   - positional bound on the shared prefix elements found (PPJoin).
 //
 // Survivors are scored with a bit-parallel LCS. The global order is re-derived
-// from document frequencies as the pool doubles.
+// from document frequencies, and the index rebuilt with each pair's postings
+// contiguous, when the pool has doubled; in between, when it has grown by
+// half, the pair postings added since are moved into those runs.
 //
 // A Filter is not safe for concurrent use; CheckBatch parallelises internally.
 type Filter struct {
@@ -39,35 +47,56 @@ type Filter struct {
 	// the first one found above the threshold. It costs some speed.
 	ExactBest bool
 
-	t     float64
-	vocab map[string]int32
-	df    []int32 // per token id: pool texts containing it
-	rank  []int32 // per token id: global order key (smaller = checked first)
-	low   int32   // next rank for tokens new since the last rebuild (counts down)
-	texts []string
-	toks  [][]int32
-	post  [][]posting // per token id: prefix elements of pool texts
-	slab  []int32     // storage of toks
-	long  []int32     // pool texts longer than maxLen (never indexed, always verified)
-	next  int         // pool size at which the index is rebuilt
-	seq   *scratch    // scratch of the sequential path
-	pool  sync.Pool   // scratch for SimilarAt and CheckBatch workers
+	t      float64
+	vocab  map[string]int32
+	df     []int32 // per token id: pool texts containing it
+	rank   []int32 // per token id: global order key (smaller = checked first)
+	low    int32   // next rank for tokens new since the last rebuild (counts down)
+	texts  []string
+	toks   [][]int32
+	lens   []int32           // per pool text: len(toks[i])
+	post   [][]bucket        // per token id: prefix elements of pool texts not in pairs, by length
+	pairs  pairIndex         // pairs of prefix elements of pool texts of pair-indexed lengths
+	extra  map[uint64]uint32 // element ids of (token, k > 0): (tok<<16 | k) -> id
+	slab   []int32           // storage of toks
+	long   []int32           // pool texts longer than maxLen (never indexed, always verified)
+	next   int               // pool size at which the index is rebuilt or compacted
+	orderN int               // pool size at the last rebuild
+	seq    *scratch          // scratch of the sequential path
+	full   [][]fullPosting   // per token id: every pool text holding it (SimilarAt)
+	fullN  int               // pool texts in full
+	fullMu sync.Mutex
+	pool   sync.Pool // scratch for SimilarAt and CheckBatch workers
 	*bounds
+}
+
+// bucket holds the postings of one token in the pool texts of one length,
+// in pool order.
+type bucket struct {
+	m  uint16 // the docs' length in tokens
+	ps []posting
 }
 
 type posting struct {
 	doc int32
 	k   uint16 // occurrence number of the token in the doc (0-based)
 	pos uint16 // position of the element in the doc's ordered elements
-	m   uint16 // the doc's length in tokens
 }
+
+// ell is the ℓ of the ℓ-prefix scheme: when two texts share >= α elements
+// (α >= ℓ), their first ℓ shared elements (in the global order) lie among
+// the first len-α+ℓ elements of each text. Indexed and probed prefixes are
+// ℓ-1 elements longer than plain prefix filtering needs, and a pool text is
+// verified only when ℓ of its prefix elements (min(ℓ, α) when α < ℓ) were
+// found. This prunes most pairs that share one frequent token only.
+const ell = 2
 
 const rankBase = 1 << 30
 
 // NewFilter returns an empty filter that drops candidates whose F-measure
 // against some pool text is > threshold.
 func NewFilter(threshold float64) *Filter {
-	f := &Filter{t: threshold, vocab: map[string]int32{}, low: rankBase - 1, next: 64}
+	f := &Filter{t: threshold, vocab: map[string]int32{}, extra: map[uint64]uint32{}, low: rankBase - 1, next: 64}
 	f.bounds = boundsFor(threshold)
 	f.seq = &scratch{}
 	return f
@@ -153,8 +182,15 @@ func (f *Filter) add(text string, ids []int32) int {
 	doc := len(f.texts)
 	f.texts = append(f.texts, text)
 	f.toks = append(f.toks, own)
+	f.lens = append(f.lens, int32(len(own)))
 	f.countDF(own, 1)
-	if len(f.texts) >= f.next {
+	if len(f.texts) >= f.next && len(f.texts) < 2*f.orderN {
+		// grown by half since the last rebuild: gather each pair's
+		// postings again, in the same order
+		f.pairs.compact(len(f.texts) - 1)
+		f.next = len(f.texts) + len(f.texts)/2
+		f.index(doc, nil)
+	} else if len(f.texts) >= f.next {
 		f.rebuild()
 	} else {
 		f.index(doc, nil)
@@ -234,11 +270,72 @@ func (f *Filter) index(doc int, buf []elem) []elem {
 	if p == 0 {
 		return buf
 	}
+	p = min(p+ell-1, len(ids))
 	buf = f.elements(ids, buf)
+	if f.pairIndexed(len(ids)) {
+		f.addPairs(doc, buf[:p])
+		return buf
+	}
+	m := uint16(len(ids))
 	for i, e := range buf[:p] {
-		f.post[e.tok] = append(f.post[e.tok], posting{doc: int32(doc), k: e.k, pos: uint16(i), m: uint16(len(ids))})
+		bs := f.post[e.tok]
+		j := len(bs)
+		for j > 0 && bs[j-1].m > m {
+			j--
+		}
+		if j == 0 || bs[j-1].m != m {
+			bs = slices.Insert(bs, j, bucket{m: m})
+			f.post[e.tok] = bs
+		} else {
+			j--
+		}
+		bs[j].ps = append(bs[j].ps, posting{doc: int32(doc), k: e.k, pos: uint16(i)})
 	}
 	return buf
+}
+
+// addPairs indexes the pairs of the extended prefix el of pool text doc: the
+// first shared element lies at <= m-α, the second at <= m-α+1.
+func (f *Filter) addPairs(doc int, el []elem) {
+	m := len(f.toks[doc])
+	alim := m - f.indexAlpha(m)
+	for b := 1; b < len(el); b++ {
+		eb := f.elemID(el[b], true)
+		for a := 0; a < min(b, alim+1); a++ {
+			f.pairs.add(pairKey(f.elemID(el[a], true), eb), pairPosting{doc: int32(doc), m: uint16(m), pa: uint8(a), pb: uint8(b)})
+		}
+	}
+}
+
+// indexPairs is index for the counting pass of a rebuild: pairs only.
+func (f *Filter) indexPairs(doc int, buf []elem) []elem {
+	ids := f.toks[doc]
+	if len(ids) > maxLen || !f.pairIndexed(len(ids)) {
+		return buf
+	}
+	p := min(f.indexPrefix(len(ids))+ell-1, len(ids))
+	buf = f.elements(ids, buf)
+	f.addPairs(doc, buf[:p])
+	return buf
+}
+
+// elemID is the id of element e in pair keys; with add, (token, k > 0)
+// elements new to the filter get one. ok is false for elements no pool text
+// holds.
+func (f *Filter) elemID(e elem, add bool) uint32 {
+	if e.k == 0 {
+		return uint32(e.tok)
+	}
+	key := uint64(e.tok)<<16 | uint64(e.k)
+	id, ok := f.extra[key]
+	if !ok && add {
+		id = 1<<31 | uint32(len(f.extra))
+		f.extra[key] = id
+	}
+	if !ok && !add {
+		return math.MaxUint32
+	}
+	return id
 }
 
 // rebuild re-derives the global order from document frequencies (rare
@@ -258,15 +355,26 @@ func (f *Filter) rebuild() {
 		f.rank[t] = rankBase + int32(r)
 	}
 	f.low = rankBase - 1
-	for i := range f.post {
-		f.post[i] = f.post[i][:0]
+	for i, bs := range f.post {
+		for j := range bs {
+			bs[j].ps = bs[j].ps[:0]
+		}
+		f.post[i] = bs
 	}
 	f.long = f.long[:0]
+	// two passes, so that the postings of each pair lie contiguously
+	f.pairs.startRebuild()
 	var buf []elem
+	for doc := range f.texts {
+		buf = f.indexPairs(doc, buf)
+	}
+	f.pairs.layout()
 	for doc := range f.texts {
 		buf = f.index(doc, buf)
 	}
-	f.next = 2 * len(f.texts)
+	f.pairs.endRebuild(len(f.texts))
+	f.next = len(f.texts) + len(f.texts)/2
+	f.orderN = len(f.texts)
 }
 
 // scratch is per-worker memory for probing.
@@ -278,7 +386,14 @@ type scratch struct {
 	cands  []int32
 	ids    []int32
 	need   []int32
+	slack  []int32
 	scores []float64
+	// SimilarAt
+	sim      []simAcc
+	simStamp uint32
+	tc       []tokCount
+	bits     []uint64
+	fm       []float64
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far
@@ -346,60 +461,112 @@ func (f *Filter) probe(ids []int32, from int, s *scratch) result {
 			s.need = append(s.need, int32(f.need(m, n)))
 		}
 	}
+	// candidate elements worth pairing: the second shared element lies at
+	// <= n-α+1 for some pair-indexed pool length
+	// s.slack[sc]: the largest pool-side slack m-α over the pair-indexed
+	// lengths m whose α allows the candidate-side slack sc <= n-α (-1: none)
+	q := 0
+	s.slack = s.slack[:0]
+	for m := mlo; m <= min(mhi, f.maxPairM); m++ {
+		if !f.pairIndexed(m) {
+			continue
+		}
+		var nd int
+		if row {
+			nd = int(s.need[m-mlo])
+		} else {
+			nd = f.need(m, n)
+		}
+		if nd > min(m, n) {
+			continue
+		}
+		q = max(q, n-nd+2)
+		for len(s.slack) <= n-nd {
+			s.slack = append(s.slack, -1)
+		}
+		for sc := 0; sc <= n-nd; sc++ {
+			s.slack[sc] = max(s.slack[sc], int32(m-nd))
+		}
+	}
+	q = min(q, n)
 	s.reset(pool)
 	s.elems = f.elements(ids, s.elems)
 	s.cands = s.cands[:0]
 	vocab := len(f.df)
-	// Every shared element counted here precedes, in the global order, every
-	// shared element not counted, so overlap <= cnt + min(n-1-i, m-1-p) after
-	// a match at positions (i, p) (PPJoin's positional filter); the bound
-	// only shrinks as matches accumulate, so checking it at each match
-	// checks it at the last one.
+	pp = min(pp+ell-1, n)
+	// A shared element found at positions (i, p) as the cnt-th match bounds
+	// overlap <= cnt + min(n-1-i, m-1-p) (PPJoin's positional filter): the
+	// elements of both texts are in one global order, so the shared ones
+	// come in the same order in both, and the matches found are exactly the
+	// first shared ones. The first ℓ shared elements of a pair with overlap
+	// >= α lie at i <= n-α+ℓ-1 and p <= m-α+ℓ-1, so elements and postings
+	// beyond those positions are not looked at (nor, then, any later one).
 	for i, e := range s.elems[:pp] {
 		if e.tok < 0 {
 			continue
 		}
-		pl := f.post[e.tok]
-		// postings are in pool order: skip those before from
-		lo := 0
-		if from > 0 {
-			lo, _ = slices.BinarySearchFunc(pl, int32(from), func(p posting, d int32) int { return int(p.doc - d) })
-		}
-		for _, p := range pl[lo:] {
-			if p.k != e.k {
-				continue
-			}
-			m := int(p.m)
-			if m < mlo || m > mhi {
-				continue
-			}
-			a := &s.acc[p.doc]
-			if a.stamp != s.stamp {
-				a.stamp, a.cnt = s.stamp, 0
-				s.cands = append(s.cands, p.doc)
-			} else if a.cnt < 0 {
-				continue
-			}
-			a.cnt++
+		bs := f.post[e.tok]
+		j, _ := slices.BinarySearchFunc(bs, mlo, func(b bucket, m int) int { return int(b.m) - m })
+		for ; j < len(bs) && int(bs[j].m) <= mhi; j++ {
+			m := int(bs[j].m)
 			var nd int
 			if row {
 				nd = int(s.need[m-mlo])
 			} else {
 				nd = f.need(m, n)
 			}
-			if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
-				a.cnt = -1
+			if i > n-nd+ell-1 {
 				continue
+			}
+			plim := m - nd + ell - 1
+			ps := bs[j].ps
+			// postings are in pool order: skip those before from
+			if from > 0 {
+				lo, _ := slices.BinarySearchFunc(ps, int32(from), func(p posting, d int32) int { return int(p.doc - d) })
+				ps = ps[lo:]
+			}
+			for _, p := range ps {
+				if int(p.pos) > plim || p.k != e.k {
+					continue
+				}
+				a := &s.acc[p.doc]
+				if a.stamp != s.stamp {
+					a.stamp, a.cnt = s.stamp, 0
+					s.cands = append(s.cands, p.doc)
+				} else if a.cnt < 0 {
+					continue
+				}
+				a.cnt++
+				if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
+					a.cnt = -1
+				}
 			}
 		}
 	}
-	// drop the pruned candidates
+	if q >= 2 {
+		f.probePairs(s, ids, from, q, mlo, mhi, row)
+	}
+	// keep the candidates with enough matches
 	k := 0
 	for _, d := range s.cands {
-		if s.acc[d].cnt > 0 {
-			s.cands[k] = d
-			k++
+		c := int(s.acc[d].cnt)
+		if c <= 0 {
+			continue
 		}
+		if c < ell {
+			m := len(f.toks[d])
+			var nd int
+			if row {
+				nd = int(s.need[m-mlo])
+			} else {
+				nd = f.need(m, n)
+			}
+			if c < min(ell, nd) {
+				continue
+			}
+		}
+		s.cands[k] = d
+		k++
 	}
 	s.cands = s.cands[:k]
 	for _, d := range f.long {
@@ -554,55 +721,80 @@ func (f *Filter) Similar(text string, k int) (top []Match, avg float64) {
 	return f.SimilarAt(text, k, len(f.texts))
 }
 
-// SimilarAt is Similar against the first upto pool texts only (the pool as
-// it was when text upto was added). It only reads the filter, so calls may
-// run concurrently with each other (not with Add or Check).
-func (f *Filter) SimilarAt(text string, k, upto int) (top []Match, avg float64) {
-	upto = min(upto, len(f.texts))
-	s, _ := f.pool.Get().(*scratch)
-	if s == nil {
-		s = &scratch{}
-	}
-	defer f.pool.Put(s)
-	s.ids = f.lookup(text, s.ids)
-	ids := s.ids
-	s.m.set(ids, len(f.df))
-	if cap(s.scores) < upto {
-		s.scores = make([]float64, upto+upto/4)
-	}
-	scores := s.scores[:upto]
+// probePairs adds to s.cands the pool texts (>= from) of pair-indexed
+// lengths that share a pair of prefix elements with the candidate at
+// positions allowed for their first two shared elements; it marks them with
+// cnt = ell.
+func (f *Filter) probePairs(s *scratch, ids []int32, from, q, mlo, mhi int, row bool) {
 	n := len(ids)
-	type cand struct {
-		sc float64
-		i  int32
-	}
-	best := make([]cand, 0, k+1)
-	for d := 0; d < upto; d++ {
-		sc := 0.0
-		if n > 0 {
-			sc = FMeasure(s.m.lcs(f.toks[d]), len(f.toks[d]), n)
-		}
-		scores[d] = sc
-		if k <= 0 {
+	el := s.elems
+	x := &f.pairs
+	for b := 1; b < q; b++ {
+		if el[b].tok < 0 {
 			continue
 		}
-		if len(best) == k && !better(sc, int32(d), best[k-1].sc, best[k-1].i) {
+		eb := f.elemID(el[b], false)
+		if eb == math.MaxUint32 {
 			continue
 		}
-		j := len(best)
-		if j < k {
-			best = append(best, cand{})
-		} else {
-			j = k - 1
+		for a := 0; a < b; a++ {
+			if el[a].tok < 0 {
+				continue
+			}
+			ea := f.elemID(el[a], false)
+			if ea == math.MaxUint32 {
+				continue
+			}
+			sl := x.find(pairKey(ea, eb))
+			if sl < 0 {
+				continue
+			}
+			sc := max(a, b-1) // the candidate's slack for this pair
+			lim := int(s.slack[sc])
+			// newest first: the overflow list
+			for h := x.heads[sl]; h >= 0; h = x.next[h] {
+				p := &x.ps[h]
+				if int(p.doc) < from {
+					break
+				}
+				f.pairHit(s, p, n, sc, mlo, mhi, row)
+			}
+			if from >= x.baseN || lim < 0 {
+				continue
+			}
+			for _, p := range x.base[x.off[sl] : x.off[sl]+x.cnt[sl]] {
+				if int(p.slack()) > lim {
+					break
+				}
+				if int(p.doc) >= from {
+					f.pairHit(s, &p, n, sc, mlo, mhi, row)
+				}
+			}
 		}
-		for j > 0 && better(sc, int32(d), best[j-1].sc, best[j-1].i) {
-			best[j] = best[j-1]
-			j--
-		}
-		best[j] = cand{sc, int32(d)}
 	}
-	for _, c := range best {
-		top = append(top, Match{Text: f.texts[c.i], Score: c.sc, Index: int(c.i)})
+}
+
+// pairHit marks the pool text of posting p as a candidate when its length
+// and the positions of the pair (candidate slack sc) allow it.
+func (f *Filter) pairHit(s *scratch, p *pairPosting, n, sc, mlo, mhi int, row bool) {
+	m := int(p.m)
+	if m < mlo || m > mhi {
+		return
 	}
-	return top, meanNumPy(scores)
+	var nd int
+	if row {
+		nd = int(s.need[m-mlo])
+	} else {
+		nd = f.need(m, n)
+	}
+	if sc > n-nd || int(p.slack()) > m-nd {
+		return
+	}
+	acc := &s.acc[p.doc]
+	if acc.stamp == s.stamp {
+		return
+	}
+	acc.stamp, acc.cnt = s.stamp, ell
+	s.cands = append(s.cands, p.doc)
+
 }

@@ -1,6 +1,7 @@
 package rouge
 
 import (
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -78,6 +79,60 @@ func FuzzFilter(f *testing.F) {
 			if !rk && (fb != rb || res[i].Best != rb) {
 				t.Fatalf("best %+v / %+v, want %+v", fb, res[i].Best, rb)
 			}
+		}
+	})
+}
+
+// FuzzSimilar decodes the input into short texts over a tiny vocabulary (so
+// most pool texts share tokens, and repeated tokens abound) and checks
+// SimilarAt against scoring every pool text: the top-k and the mean, bit for
+// bit.
+func FuzzSimilar(f *testing.F) {
+	f.Add([]byte("\x07abcabd\x00abcab\x00bca\x00aaaa\x00ab\x00\x00zz"), uint8(3))
+	f.Add([]byte("hello world\x00hello there world\x00world hello"), uint8(10))
+	f.Fuzz(func(t *testing.T, data []byte, k uint8) {
+		var texts []string
+		for _, chunk := range strings.Split(string(data), "\x00") {
+			var w []string
+			for _, c := range []byte(chunk) {
+				if c%9 == 8 {
+					w = append(w, "!") // no token
+				} else {
+					w = append(w, string(rune('a'+c%9)))
+				}
+			}
+			texts = append(texts, strings.Join(w, " "))
+		}
+		flt := NewFilter(0.7)
+		var pool [][]string
+		for i, q := range texts {
+			top, avg := flt.SimilarAt(q, int(k%12), i)
+			c := Tokenize(q)
+			scores := make([]float64, len(pool))
+			for j, p := range pool {
+				scores[j] = refScore(p, c)
+			}
+			if want := Mean(scores); math.Float64bits(avg) != math.Float64bits(want) {
+				t.Fatalf("text %d: avg %v want %v", i, avg, want)
+			}
+			used := make([]bool, len(scores))
+			for r, m := range top {
+				bi := -1
+				for j := len(scores) - 1; j >= 0; j-- {
+					if !used[j] && (bi < 0 || scores[j] > scores[bi]) {
+						bi = j
+					}
+				}
+				used[bi] = true
+				if m.Index != bi || m.Score != scores[bi] || m.Text != texts[bi] {
+					t.Fatalf("text %d rank %d: %+v, want index %d score %v", i, r, m, bi, scores[bi])
+				}
+			}
+			if len(top) != min(int(k%12), len(scores)) {
+				t.Fatalf("text %d: %d matches, want %d", i, len(top), min(int(k%12), len(scores)))
+			}
+			flt.Add(q)
+			pool = append(pool, c)
 		}
 	})
 }

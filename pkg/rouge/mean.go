@@ -50,3 +50,48 @@ func pairwiseSum(a []float64) float64 {
 		return pairwiseSum(a[:n2]) + pairwiseSum(a[n2:])
 	}
 }
+
+// pairwiseSumSparse is pairwiseSum(a) when a is zero (+0) wherever the
+// bitmap nz (bit i of word i/64 for a[i]) is clear: it follows the same
+// tree and returns +0 for the subtrees holding no set bit, which is what
+// summing their zeros gives (every partial sum of +0 is +0, and x + +0 is x
+// for any x that is not -0; a holds no -0 where its bit is clear).
+func pairwiseSumSparse(a []float64, nz []uint64) float64 {
+	return pairwiseSparse(a, 0, nz)
+}
+
+// pairwiseSparse sums a, which starts at index off of the whole vector.
+func pairwiseSparse(a []float64, off int, nz []uint64) float64 {
+	if !anyBit(nz, off, off+len(a)) {
+		return 0
+	}
+	n := len(a)
+	if n <= 128 {
+		return pairwiseSum(a)
+	}
+	n2 := n / 2
+	n2 -= n2 % 8
+	return pairwiseSparse(a[:n2], off, nz) + pairwiseSparse(a[n2:], off+n2, nz)
+}
+
+// anyBit reports whether a bit in [lo, hi) of bm is set.
+func anyBit(bm []uint64, lo, hi int) bool {
+	if lo >= hi {
+		return false
+	}
+	wl, wh := lo/64, (hi-1)/64
+	ml := ^uint64(0) << (uint(lo) % 64)
+	mh := ^uint64(0) >> (63 - uint(hi-1)%64)
+	if wl == wh {
+		return bm[wl]&ml&mh != 0
+	}
+	if bm[wl]&ml != 0 || bm[wh]&mh != 0 {
+		return true
+	}
+	for _, w := range bm[wl+1 : wh] {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -77,7 +77,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&o.against, "against", "preload the pool with the texts of `FILE` (JSONL, JSON array, zstd); repeatable; not printed")
 	fs.StringVar(&o.againstField, "against-field", "", "read the --against texts from field `NAME` (default: --field)")
 	fs.Float64Var(&o.threshold, "threshold", 0.7, "drop a record when its F-measure against some pool text is > `F` (0..1)")
-	fs.BoolVar(&o.annotate, "annotate", false, "add most_similar_instructions {text: score} (top --top-k) and avg_similarity_score\nto kept records, as the Alpaca generator does (costs one LCS per pool text)")
+	fs.BoolVar(&o.annotate, "annotate", false, "add most_similar_instructions {text: score} (top --top-k) and avg_similarity_score\nto kept records, as the Alpaca generator does (scores every pool text sharing a token)")
 	fs.IntVar(&o.topK, "top-k", 10, "list the `N` best pool texts with --annotate")
 	fs.StringVar(&o.rejected, "rejected", "", "write dropped records to `FILE` with rouge_best (the best-matching pool text) and rouge_score")
 	fs.IntVar(&o.limit, "limit", 0, "stop after `N` kept records (0: no limit)")
