@@ -36,7 +36,7 @@ SEQ_LEN       ?= 256
 BATCH         ?= 32
 MICRO         ?= 8
 EPOCHS        ?= 1
-MAX_STEPS     ?= 400
+MAX_STEPS     ?= 600
 LR            ?= $(if $(BASE),2e-5,2e-3)
 WARMUP        ?= 20
 SAVE_EVERY    ?= 25
@@ -48,7 +48,7 @@ ASK           ?= 3
 MAX_NEW       ?= 96
 # tokens per second of the training stage on this 2-core machine, for the
 # estimate printed at the start (measured: docs/alpaca.md)
-EST_TOKS      ?= 2500
+EST_TOKS      ?= 2400
 
 ALPACA_BIN := $(abspath $(BIN))
 STAGE      := bash scripts/alpaca/stage.sh $(RUN)
