@@ -69,7 +69,7 @@ func OpenOn(dir string, be backend.Backend) (*Model, error) {
 func openOn(dir string, be backend.Backend, keep bool, adapter string) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, err
+		return nil, checkpointHint(dir, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)

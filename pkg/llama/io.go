@@ -1,10 +1,13 @@
 package llama
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/alpaca-go/alpaca/pkg/backend"
@@ -67,7 +70,7 @@ func (m *Model) checkTensors(dir string, st *safetensors.Model) error {
 func load(dir string, grads bool, be backend.Backend) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, err
+		return nil, checkpointHint(dir, err)
 	}
 	st, err := safetensors.OpenDir(dir)
 	if err != nil {
@@ -300,4 +303,35 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// checkpointHint turns "no config.json" for a trainer's output directory
+// that holds checkpoints but no final model (a run stopped early) into an
+// error naming the newest checkpoint and how to make it a model.
+func checkpointHint(dir string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	ents, rerr := os.ReadDir(dir)
+	if rerr != nil {
+		return err
+	}
+	best, bestN := "", -1
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "checkpoint-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		n, cerr := strconv.Atoi(rest)
+		if cerr != nil || n <= bestN {
+			continue
+		}
+		if _, serr := os.Stat(filepath.Join(dir, e.Name(), "config.json")); serr == nil {
+			best, bestN = filepath.Join(dir, e.Name()), n
+		}
+	}
+	if best == "" {
+		return err
+	}
+	return fmt.Errorf("%s holds no final model, only training checkpoints (the newest is %s): make it a model with `trainer finalize %s`, continue the run with `trainer --resume %s`, or use the checkpoint directly", dir, best, dir, dir)
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -489,9 +490,28 @@ func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss floa
 	return xio.AtomicWriteFile(filepath.Join(dir, StateFile), append(b, '\n'))
 }
 
+// FinalFiles are the files whose presence marks a finished model (or LoRA
+// adapter) directory; SaveFinal renames them into place last.
+var FinalFiles = []string{"config.json", "adapter_config.json"}
+
+// HasFinal reports whether dir holds a final model or adapter written by
+// SaveFinal (or any Hugging Face model directory).
+func HasFinal(dir string) bool {
+	for _, n := range FinalFiles {
+		if st, err := os.Stat(filepath.Join(dir, n)); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
 // SaveFinal writes the final model into out (which may already hold
-// checkpoints): the files are written to a temporary directory, then each
-// is renamed into out, trainer_state.json last.
+// checkpoints): only what a model needs, the weights (or the adapter),
+// config.json, the tokenizer files and generation_config.json; the
+// optimizer state and trainer_state.json stay in the checkpoints. The files
+// are written to a temporary directory, then each is renamed into out,
+// config.json (adapter_config.json) last, so that its presence means the
+// model is complete.
 func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -504,23 +524,86 @@ func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
 	}
 	defer td.Abort()
 	tmp := td.Path
-	if err := t.writeInto(tmp, dtype, dtype == "float32", lastLoss); err != nil {
+	if err := t.writeModelInto(tmp, dtype); err != nil {
 		return err
 	}
+	return moveFinal(tmp, out)
+}
+
+// writeModelInto writes what a final model directory holds into dir.
+func (t *Trainer) writeModelInto(dir, dtype string) error {
+	if err := t.Model.Save(dir, dtype); err != nil {
+		return fmt.Errorf("saving the model: %w", err)
+	}
+	for _, name := range sortedKeys(t.Files) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			continue // written by Save
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), t.Files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	return writeGenerationConfig(dir)
+}
+
+// writeGenerationConfig writes Hugging Face's generation_config.json (the
+// special token ids of config.json) beside a model's config.json, unless
+// the source model's own was copied in; adapter directories get none.
+func writeGenerationConfig(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "generation_config.json")); err == nil {
+		return nil
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("config.json: %w", err)
+	}
+	gen := map[string]any{"_from_model_config": true}
+	for _, k := range []string{"bos_token_id", "eos_token_id", "pad_token_id"} {
+		if v, ok := cfg[k]; ok && v != nil {
+			gen[k] = v
+		}
+	}
+	b, err := json.MarshalIndent(gen, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "generation_config.json"), append(b, '\n'), 0o644)
+}
+
+// moveFinal renames the files of tmp into out, the FinalFiles last. Files of
+// an older final model that the new one does not have (an optimizer state
+// or trainer_state.json written by earlier versions) are removed first.
+func moveFinal(tmp, out string) error {
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(out, StateFile))
+	for _, n := range append([]string{StateFile, OptimizerFile}, FinalFiles...) {
+		os.Remove(filepath.Join(out, n))
+	}
+	var last []string
 	for _, e := range ents {
-		if e.Name() == StateFile {
+		if slices.Contains(FinalFiles, e.Name()) {
+			last = append(last, e.Name())
 			continue
 		}
 		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(out, e.Name())); err != nil {
 			return err
 		}
 	}
-	return os.Rename(filepath.Join(tmp, StateFile), filepath.Join(out, StateFile))
+	for _, n := range last {
+		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(out, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PruneCheckpoints keeps the newest keep checkpoint-N directories of out

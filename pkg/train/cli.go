@@ -36,7 +36,8 @@ write the held-out loss into the metrics.
 
 Subcommands: 'trainer init' makes a base model, 'trainer eval' computes a
 held-out loss, 'trainer plot' draws a metrics file, 'trainer merge' folds a
-LoRA adapter into its base, 'trainer export' writes GGUF for llama.cpp
+LoRA adapter into its base, 'trainer finalize' turns the newest checkpoint
+of a stopped run into a model, 'trainer export' writes GGUF for llama.cpp
 (docs/generate.md). See docs/trainer.md.`
 
 const trainExample = `trainer init --preset tiny --tokenizer tok.model --out base
@@ -59,6 +60,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return InitMain(args[1:], stdout, stderr)
 		case "merge":
 			return MergeMain(args[1:], stdout, stderr)
+		case "finalize":
+			return FinalizeMain(args[1:], stdout, stderr)
 		case "export":
 			return gguf.ExportMain(args[1:], stdout, stderr)
 		case "train":
@@ -588,6 +591,14 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if lr != nil {
 		f.saveDtype = "float32" // an adapter is saved in fp32
 	}
+	// With checkpoints on, the last one is the run's end (marked finished,
+	// with the optimizer state, so the run can be told apart from an
+	// interrupted one and extended); the final model holds only the model.
+	if f.saveEvery > 0 && !strings.HasSuffix(lastGood, fmt.Sprintf("checkpoint-%d", tr.Step)) {
+		if err := saveCk(); err != nil {
+			return err
+		}
+	}
 	if err := tr.SaveFinal(f.out, f.saveDtype, last.Loss); err != nil {
 		return fmt.Errorf("saving the model to %s: %w", f.out, err)
 	}
@@ -600,7 +611,7 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 
 // checkFreshOut refuses to start a new run over an earlier one.
 func checkFreshOut(out string) error {
-	if _, err := os.Stat(filepath.Join(out, StateFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, StateFile)); err == nil || HasFinal(out) {
 		return cli.Usagef("%s already holds a trained model; choose another --out (or --resume %s to continue an unfinished run)", out, out)
 	}
 	if cks, err := ListCheckpoints(out); err == nil && len(cks) > 0 {

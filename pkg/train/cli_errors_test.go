@@ -33,7 +33,9 @@ func TestCLIErrors(t *testing.T) {
 	if code, _, e := runCLI("--model", base, "--data", good, "--out", done, "--max-steps", "2", "--quiet", "--save-every", "1"); code != 0 {
 		t.Fatalf("setup run: %s", e)
 	}
-	os.Remove(filepath.Join(done, StateFile)) // an unfinished run with checkpoints 1 (2 is the end)
+	// an unfinished run with checkpoint 1: no final model, no end checkpoint 2
+	os.Remove(filepath.Join(done, "config.json"))
+	os.RemoveAll(filepath.Join(done, "checkpoint-2"))
 
 	out := func(name string) string { return filepath.Join(dir, "o-"+name) }
 	std := func(name string, extra ...string) []string {

@@ -63,7 +63,7 @@ func TestCLILoRAResumeBitExact(t *testing.T) {
 		"--eval-fraction", "0.2", "--eval-every", "5"} // 40 training examples: 10 steps per epoch
 
 	straight := filepath.Join(dir, "straight")
-	if code, _, stderr := runCLI(append(common, "--out", straight, "--metrics", straight+".jsonl")...); code != 0 {
+	if code, _, stderr := runCLI(append(common, "--out", straight, "--metrics", straight+".jsonl", "--save-every", "20")...); code != 0 {
 		t.Fatalf("straight run: %d %s", code, stderr)
 	}
 	split := filepath.Join(dir, "split")
@@ -100,7 +100,7 @@ func TestCLILoRAResumeBitExact(t *testing.T) {
 	if !(a[19] < a[0]) || !(ea[20] < ea[5]) {
 		t.Errorf("loss did not fall: train %v → %v, eval %v → %v", a[0], a[19], ea[5], ea[20])
 	}
-	for _, f := range []string{llama.AdapterWeightsFile, llama.AdapterConfigFile, "optimizer.safetensors"} {
+	for _, f := range []string{llama.AdapterWeightsFile, llama.AdapterConfigFile, "checkpoint-20/optimizer.safetensors"} {
 		x, err1 := os.ReadFile(filepath.Join(straight, f))
 		y, err2 := os.ReadFile(filepath.Join(split, f))
 		if err1 != nil || err2 != nil {

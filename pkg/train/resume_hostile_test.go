@@ -135,7 +135,7 @@ func TestResumeKeepsSavingAndCleans(t *testing.T) {
 	data := filepath.Join(dir, "tokens.bin")
 	writeStream(t, data, testVocab, fp, 12, 1)
 	run := filepath.Join(dir, "run")
-	if code, _, e := runCLI("--model", base, "--data", data, "--out", run, "--max-steps", "8", "--save-every", "2", "--save-limit", "2", "--quiet", "-j", "1"); code != 0 {
+	if code, _, e := runCLI("--model", base, "--data", data, "--out", run, "--max-steps", "8", "--save-every", "2", "--save-limit", "3", "--quiet", "-j", "1"); code != 0 {
 		t.Fatalf("setup: %s", e)
 	}
 	ents, _ := os.ReadDir(run)
@@ -143,8 +143,9 @@ func TestResumeKeepsSavingAndCleans(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
+	// checkpoints 4, 6 and the run's end, 8, are kept
 	if _, err := os.Stat(filepath.Join(run, "checkpoint-2")); err == nil {
-		t.Fatalf("--save-limit 2 kept checkpoint-2: %v", names)
+		t.Fatalf("--save-limit 3 kept checkpoint-2: %v", names)
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, ".") {
@@ -166,7 +167,7 @@ func TestResumeKeepsSavingAndCleans(t *testing.T) {
 		os.Chtimes(p, old, old)
 	}
 	st, err := ReadState(filepath.Join(run, "checkpoint-4"))
-	if err != nil || st.Saving.Every != 2 || st.Saving.Limit != 2 {
+	if err != nil || st.Saving.Every != 2 || st.Saving.Limit != 3 {
 		t.Fatalf("checkpoint state saving %+v, %v", st, err)
 	}
 	// Stop the resumed run before its end: --max-steps cannot change, so
