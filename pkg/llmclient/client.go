@@ -78,6 +78,7 @@ type Result struct {
 	Cached           int // answers taken from the cache
 	Retries          int
 	Shrunk           int // context-length shrinks
+	Refused          int // retries after a refused connection
 }
 
 // FatalError is an error retrying cannot fix (bad key, unknown model,
@@ -365,6 +366,23 @@ func (c *Client) do(ctx context.Context, req Request, first int, res *Result) er
 			attempt--
 			continue
 		}
+		var re *refusedError
+		if errors.As(err, &re) {
+			// Nobody listens at the address: a server being started or
+			// restarted gets a few short retries, not minutes of backoff.
+			if res.Refused >= RefusedRetries {
+				return &FatalError{fmt.Errorf("%v: nothing accepts connections at %s after %d tries (is the teacher server running, and is --base-url right?)", err, c.cfg.BaseURL, res.Refused+1)}
+			}
+			res.Refused++
+			res.Retries++
+			d := RefusedBackoff << (res.Refused - 1)
+			c.cfg.Logf("%v (retry %d/%d in %v)", err, res.Refused, RefusedRetries, d)
+			if err := c.cfg.Sleep(ctx, d); err != nil {
+				return err
+			}
+			attempt--
+			continue
+		}
 		if attempt >= c.cfg.Retries {
 			return fmt.Errorf("giving up after %d attempts: %w", attempt+1, err)
 		}
@@ -412,6 +430,19 @@ func (e *contextLengthError) Error() string { return "context length exceeded: "
 type transientError struct {
 	err error
 }
+
+// refusedError is a refused connection: no server at the address.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+
+// A refused connection is retried RefusedRetries times, after
+// RefusedBackoff, then twice that, and so on (0.25 + 0.5 + 1 s), then the
+// request fails for good (a FatalError, which stops seedgen).
+var (
+	RefusedRetries = 3
+	RefusedBackoff = 250 * time.Millisecond
+)
 
 func (e *transientError) Error() string { return e.err.Error() }
 
@@ -493,6 +524,9 @@ func (c *Client) classify(ctx context.Context, err error, cp *capture) error {
 	case status == 0:
 		// Transport errors: timeouts, resets, refused, EOF, truncated
 		// bodies, undecodable JSON.
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return &refusedError{err}
+		}
 		if isNetOrDecode(err) {
 			return &transientError{err}
 		}

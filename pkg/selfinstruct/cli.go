@@ -110,7 +110,7 @@ comes from $OPENAI_API_KEY or --api-key-file and is never printed.`, example)
 	fs.StringVar(&c.promptFile, "prompt-file", "", "preamble `FILE` put before the seed tasks (e.g. the original prompt.txt); default: our own text")
 	fs.IntVar(&c.batch, "request-batch", 5, "prompts per request (`N`; chat: one call each)")
 	fs.IntVar(&c.conc, "concurrency", 4, "requests in flight (`N`)")
-	fs.StringVar(&c.model, "model", "text-davinci-003", "teacher model `NAME`")
+	fs.StringVar(&c.model, "model", "", "teacher model `NAME` (required: e.g. gpt-4o-mini on OpenAI, the name a local vLLM, llama.cpp, Ollama or 'generate serve' server reports at /v1/models)")
 	fs.BoolVar(&c.chat, "chat", false, "use the chat completions API (one user message) instead of completions")
 	fs.StringVar(&c.baseURL, "base-url", "", "OpenAI-compatible endpoint `URL` (default $OPENAI_BASE_URL, else https://api.openai.com/v1)")
 	fs.StringVar(&c.keyFile, "api-key-file", "", "read the API key from `FILE` (default $OPENAI_API_KEY)")
@@ -169,6 +169,8 @@ func (c *config) check() error {
 		return cli.Usagef("--temperature must be >= 0 and --top-p between 0 and 1")
 	case !(c.maxFailures >= 0) || !(c.priceIn >= 0) || !(c.priceOut >= 0):
 		return cli.Usagef("--max-failures, --price-in and --price-out must not be negative")
+	case c.model == "" && !c.print:
+		return cli.Usagef("--model NAME is required: the teacher's model name (e.g. gpt-4o-mini on OpenAI; a local server's name at /v1/models; teachersim for the simulator). text-davinci-003, Alpaca's, is retired")
 	case c.maxFruitless < 0 || c.maxRequests < 0 || c.retries < 0:
 		return cli.Usagef("--max-fruitless, --max-requests and --retries must not be negative")
 	case c.resume != "" && c.common.Output != "" && c.common.Output != c.resume:

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +44,16 @@ func startSim(t testing.TB, cfg teachersim.Config) (*teachersim.Server, string) 
 
 var faults = teachersim.Config{ErrorRate: 0.3, DropRate: 0.08, MalformedRate: 0.08, TruncateRate: 0.08, BadBlockRate: 0.05, RetryAfter: time.Millisecond, Latency: time.Millisecond}
 
+// runMain runs seedgen; without a --model in args it adds --model sim
+// (seedgen requires one; TestModelRequired runs without).
 func runMain(args ...string) (code int, stdout, stderr string) {
+	if !slices.Contains(args, "--model") && !slices.Contains(args, "-model") {
+		args = append([]string{"--model", "sim"}, args...)
+	}
+	return runMainRaw(args...)
+}
+
+func runMainRaw(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
 	code = selfinstruct.Main(args, nil, &o, &e)
 	return code, o.String(), e.String()
@@ -343,5 +354,30 @@ func TestResumeFromCheckpoints(t *testing.T) {
 				t.Fatal("second resume changed the output")
 			}
 		})
+	}
+}
+
+// seedgen has no default teacher model (Alpaca's text-davinci-003 is
+// retired): without --model it is a usage error, before any request.
+func TestModelRequired(t *testing.T) {
+	code, _, e := runMainRaw("--base-url", "http://127.0.0.1:9/v1", "--seeds", seedsFile)
+	if code != 2 || !strings.Contains(e, "--model NAME is required") {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+}
+
+// A refused connection (nothing listens at --base-url) fails after a few
+// short retries with a message saying so, not after minutes of backoff.
+func TestRefusedConnectionFailsFast(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	t.Setenv("OPENAI_API_KEY", "x")
+	code, _, e := runMain("--base-url", "http://"+addr+"/v1", "--seeds", seedsFile, "--num-instructions", "5", "--retries", "8", "--retry-base", "10s")
+	if code != 1 || !strings.Contains(e, "nothing accepts connections at") || !strings.Contains(e, "after 4 tries") {
+		t.Fatalf("exit %d: %s", code, e)
 	}
 }
