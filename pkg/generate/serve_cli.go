@@ -35,7 +35,7 @@ func ServeMain(args []string, stdout, stderr io.Writer) int {
 	maxTok := fs.Int("max-tokens", 2048, "largest max_tokens a request may ask (`N`)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in `BYTES`")
 	seed := fs.Uint64("seed", 1, "base `SEED` of requests without a seed")
-	grace := fs.Duration("grace", 30*time.Second, "how long shutdown waits for requests in flight")
+	grace := fs.Duration("grace", 30*time.Second, "how long `D` shutdown waits for requests in flight")
 	tmplName := fs.String("template", "alpaca", "template for chat messages: built-in `NAME` or JSON FILE")
 	quiet := fs.Bool("quiet", false, "no log on stderr")
 	addrFile := fs.String("addr-file", "", "write the address listened on to `FILE` once ready (for --addr 127.0.0.1:0)")

@@ -37,7 +37,7 @@ func ExportMain(args []string, stdout, stderr io.Writer) int {
 	c.Alias("o", "output")
 	fs.StringVar(&format, "format", "gguf", "output `FORMAT` (gguf)")
 	fs.StringVar(&o.Type, "type", "f16", "weight `TYPE`: f32, f16 or q8_0")
-	fs.StringVar(&o.Name, "name", "", "general.name in the file (default: the directory's name)")
+	fs.StringVar(&o.Name, "name", "", "general.name `NAME` in the file (default: the directory's name)")
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
 	err := func() error {
 		if _, err := c.Parse(args); err != nil {

@@ -31,9 +31,9 @@ func PlotMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var width, height float64
 	var common cli.Common
 	cmd.Flags.StringVar(&metrics, "metrics", "", "metrics JSONL `FILE` written by trainer --metrics (default stdin)")
-	cmd.Flags.StringVar(&title, "title", "", "plot title (default: the metrics file name)")
-	cmd.Flags.Float64Var(&width, "width", 8, "image width in `inches` (96 dpi)")
-	cmd.Flags.Float64Var(&height, "height", 6, "image height in `inches`")
+	cmd.Flags.StringVar(&title, "title", "", "plot `TITLE` (default: the metrics file name)")
+	cmd.Flags.Float64Var(&width, "width", 8, "image width in `INCHES` (96 dpi)")
+	cmd.Flags.Float64Var(&height, "height", 6, "image height in `INCHES`")
 	cmd.AddCommon(&common, cli.FlagOutput)
 	pos, err := cmd.Parse(args)
 	if err == nil && len(pos) > 0 {
