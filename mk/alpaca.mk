@@ -130,14 +130,14 @@ $(RUN)/answers.jsonl: $(RUN)/tuned/config.json $(RUN)/heldout.jsonl
 	  --temperature 0 --max-new-tokens $(MAX_NEW) --seed $(SEED) -o $@'
 
 # 10. publish the tuned weights as a diff, recover and verify them -----------
-$(RUN)/diff/manifest.json: $(RUN)/tuned/config.json
-	@$(STAGE) weightdiff sh -c 'rm -rf $(RUN)/recovered && \
+$(RUN)/diff/weightdiff.json: $(RUN)/tuned/config.json
+	@$(STAGE) weightdiff sh -c 'rm -rf $(RUN)/recovered $(RUN)/diff && \
 	  $(ALPACA_BIN)/weightdiff make --raw $(MODEL0) --tuned $(RUN)/tuned --out $(RUN)/diff && \
 	  $(ALPACA_BIN)/weightdiff recover --raw $(MODEL0) --diff $(RUN)/diff --out $(RUN)/recovered && \
 	  $(ALPACA_BIN)/weightdiff verify --model $(RUN)/recovered --diff $(RUN)/diff'
 
 # 11. the summary ------------------------------------------------------------
-$(RUN)/summary.md: $(RUN)/loss.png $(RUN)/eval.json $(RUN)/answers.jsonl $(RUN)/diff/manifest.json
+$(RUN)/summary.md: $(RUN)/loss.png $(RUN)/eval.json $(RUN)/answers.jsonl $(RUN)/diff/weightdiff.json
 	@bash scripts/alpaca/summary.sh $(RUN) $(TOKMODEL) > $(RUN)/.summary.tmp && mv $(RUN)/.summary.tmp $@
 
 alpaca-clean:

@@ -6,7 +6,8 @@ package main
 import (
 	"os"
 
+	"github.com/alpaca-go/alpaca/pkg/cli"
 	"github.com/alpaca-go/alpaca/pkg/generate"
 )
 
-func main() { os.Exit(generate.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Run("generate", generate.Main)) }

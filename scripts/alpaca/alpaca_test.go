@@ -90,7 +90,7 @@ wait:
 	if _, err := os.Stat(filepath.Join(run, "tuned", "config.json")); err == nil {
 		t.Fatalf("training finished before the kill; the test needs a longer training stage")
 	}
-	for _, f := range []string{"dedup.jsonl", "train.bin", "heldout.bin", "tokenizer.model", "base/config.json"} {
+	for _, f := range []string{"dedup.jsonl", "train.bin", "tokenizer.model", "base/config.json"} {
 		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
 			t.Fatalf("after the first run: %v\noutput:\n%s", err, first.String())
 		}

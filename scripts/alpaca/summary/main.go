@@ -141,7 +141,7 @@ func main() {
 		fmt.Fprintf(&b, "- **tuned model**: %s\n- **reference (alpaca_data)**: %s\n\n", oneLine(str(a["completion"])), oneLine(str(a["output"])))
 	})
 
-	if _, err := os.Stat(filepath.Join(run, "diff", "manifest.json")); err == nil {
+	if _, err := os.Stat(filepath.Join(run, "diff", "weightdiff.json")); err == nil {
 		b.WriteString("## Weight diff\n\n`weightdiff make` wrote diff/, `weightdiff recover` rebuilt recovered/ from the base and the diff, and `weightdiff verify` checked it against the manifest's SHA-256 of every tensor.\n")
 	}
 	os.Stdout.WriteString(b.String())
