@@ -148,7 +148,18 @@ func toBF16(f float32) uint16 {
 	return uint16((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16)
 }
 
-func f16(h uint16) float32 { return float16.Frombits(h).Float32() }
+// f16 widens an IEEE half exactly, through a 65,536-entry table (256 KiB,
+// filled once from x448/float16): a load instead of a branchy conversion
+// per element, which decoding with f16 weights does for every weight.
+func f16(h uint16) float32 { return f16Table[h] }
+
+var f16Table = func() *[1 << 16]float32 {
+	t := new([1 << 16]float32)
+	for i := range t {
+		t[i] = float16.Frombits(uint16(i)).Float32()
+	}
+	return t
+}()
 
 // widen converts half-precision values to float32.
 func widen(dt backend.DType, dst []float32, src []uint16) {
