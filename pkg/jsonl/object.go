@@ -326,43 +326,47 @@ func GetText(raw []byte, key string) (s string, found bool, err error) {
 	return s, true, nil
 }
 
+// Hex4 is the value of the 4 hex digits at the start of b (a \uXXXX
+// escape's digits), or -1 when b does not start with 4 hex digits.
+func Hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return -1
+		}
+	}
+	return r
+}
+
 // UnpairedSurrogate finds the first \uD800-\uDFFF escape in the body of a
 // JSON string literal that is not half of a high-low pair.
 func UnpairedSurrogate(body []byte) (rune, bool) {
-	hex4 := func(b []byte) rune {
-		if len(b) < 4 {
-			return -1
-		}
-		var r rune
-		for _, c := range b[:4] {
-			r <<= 4
-			switch {
-			case c >= '0' && c <= '9':
-				r |= rune(c - '0')
-			case c >= 'a' && c <= 'f':
-				r |= rune(c - 'a' + 10)
-			case c >= 'A' && c <= 'F':
-				r |= rune(c - 'A' + 10)
-			default:
-				return -1
-			}
-		}
-		return r
-	}
 	for i := 0; i < len(body); i++ {
-		if body[i] != '\\' {
-			continue
+		k := bytes.IndexByte(body[i:], '\\')
+		if k < 0 {
+			break
 		}
-		i++
+		i += k + 1
 		if i >= len(body) || body[i] != 'u' {
 			continue // a two-byte escape; its second byte is skipped here
 		}
-		r := hex4(body[i+1:])
+		r := Hex4(body[i+1:])
 		i += 4
 		switch {
 		case r >= 0xD800 && r < 0xDC00:
 			if i+6 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
-				if lo := hex4(body[i+3:]); lo >= 0xDC00 && lo < 0xE000 {
+				if lo := Hex4(body[i+3:]); lo >= 0xDC00 && lo < 0xE000 {
 					i += 6
 					continue
 				}

@@ -1,7 +1,6 @@
 package prompt
 
 import (
-	"bytes"
 	"fmt"
 	"github.com/alpaca-go/alpaca/pkg/jsonl"
 	"strings"
@@ -38,52 +37,10 @@ func CheckBody(body []byte) error {
 			i += n
 		}
 	}
-	for i := 0; i < len(body); i++ {
-		k := bytes.IndexByte(body[i:], '\\')
-		if k < 0 {
-			break
-		}
-		i += k + 1
-		if i+4 >= len(body) || body[i] != 'u' {
-			continue
-		}
-		r := hex4(body[i+1:])
-		i += 4
-		switch {
-		case r >= 0xD800 && r < 0xDC00:
-			if i+6 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
-				if lo := hex4(body[i+3:]); lo >= 0xDC00 && lo < 0xE000 {
-					i += 6
-					continue
-				}
-			}
-			return fmt.Errorf("invalid Unicode: unpaired surrogate escape \\u%04x", r)
-		case r >= 0xDC00 && r < 0xE000:
-			return fmt.Errorf("invalid Unicode: unpaired surrogate escape \\u%04x", r)
-		}
+	if r, bad := jsonl.UnpairedSurrogate(body); bad {
+		return fmt.Errorf("invalid Unicode: unpaired surrogate escape \\u%04x", r)
 	}
 	return nil
-}
-
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return -1
-		}
-	}
-	return r
 }
 
 // AppendUnescaped appends the text of a JSON string literal's body (from
@@ -113,13 +70,13 @@ func AppendUnescaped(dst []byte, body []byte) []byte {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r := hex4(body)
+			r := jsonl.Hex4(body)
 			if r < 0 {
 				return append(dst, "\ufffd"...)
 			}
 			body = body[4:]
 			if r >= 0xD800 && r < 0xDC00 && len(body) >= 6 && body[0] == '\\' && body[1] == 'u' {
-				if lo := hex4(body[2:]); lo >= 0xDC00 && lo < 0xE000 {
+				if lo := jsonl.Hex4(body[2:]); lo >= 0xDC00 && lo < 0xE000 {
 					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 					body = body[6:]
 				}
