@@ -15,3 +15,17 @@ var haveKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX
 //
 //go:noescape
 func expSubAVX(x *float32, n int, m float32, tab *float32)
+
+// dotAVX: sum of a[i]*b[i] for n (a multiple of 32) elements (kern_amd64.s).
+//
+//go:noescape
+func dotAVX(a, b *float32, n int) float32
+
+// dotHalfAVX: sum of a[i]*widen(b[i]) for n (a multiple of 32) half-precision
+// b (bf16, or IEEE half when f16 != 0) (kern_amd64.s).
+//
+//go:noescape
+func dotHalfAVX(a *float32, b *uint16, n int, f16 int) float32
+
+// haveF16C: VCVTPH2PS is available for dotHalfAVX's IEEE-half path.
+var haveF16C = haveKernel && cpu.X86.HasF16C

@@ -129,3 +129,113 @@ exploop:
 expdone:
 	VZEROUPPER
 	RET
+
+// dotAVX returns sum(a[i]*b[i]) for n (a multiple of 32) elements: four
+// 8-lane FMA accumulators, combined as ((acc0+acc1)+(acc2+acc3)), then the
+// 8 lanes as ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)). The order depends only
+// on n, so a half-precision row widened into a buffer gives the bits of the
+// same row stored in float32.
+TEXT ·dotAVX(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ   $5, CX
+	JZ     dotsum
+
+dotloop:
+	VMOVUPS     (SI), Y4
+	VMOVUPS     32(SI), Y5
+	VMOVUPS     64(SI), Y6
+	VMOVUPS     96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $128, DI
+	DECQ        CX
+	JNZ         dotloop
+
+dotsum:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// dotHalfAVX is dotAVX with b given as n half-precision values, widened
+// exactly in registers: bf16 (f16 == 0) by a 16-bit left shift of the
+// zero-extended value, IEEE half (f16 != 0) by VCVTPH2PS. Same order of
+// summation as dotAVX, so the result has the bits of dotAVX on the widened
+// row.
+TEXT ·dotHalfAVX(SB), NOSPLIT, $0-36
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	MOVQ   f16+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ   $5, CX
+	JZ     hsum
+	TESTQ  DX, DX
+	JNZ    hloopf16
+
+hloopbf16:
+	VPMOVZXWD   (DI), Y4
+	VPMOVZXWD   16(DI), Y5
+	VPMOVZXWD   32(DI), Y6
+	VPMOVZXWD   48(DI), Y7
+	VPSLLD      $16, Y4, Y4
+	VPSLLD      $16, Y5, Y5
+	VPSLLD      $16, Y6, Y6
+	VPSLLD      $16, Y7, Y7
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS 32(SI), Y5, Y1
+	VFMADD231PS 64(SI), Y6, Y2
+	VFMADD231PS 96(SI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $64, DI
+	DECQ        CX
+	JNZ         hloopbf16
+	JMP         hsum
+
+hloopf16:
+	VCVTPH2PS   (DI), Y4
+	VCVTPH2PS   16(DI), Y5
+	VCVTPH2PS   32(DI), Y6
+	VCVTPH2PS   48(DI), Y7
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS 32(SI), Y5, Y1
+	VFMADD231PS 64(SI), Y6, Y2
+	VFMADD231PS 96(SI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $64, DI
+	DECQ        CX
+	JNZ         hloopf16
+
+hsum:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, ret+32(FP)
+	VZEROUPPER
+	RET

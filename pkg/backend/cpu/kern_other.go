@@ -7,3 +7,9 @@ func kern6x16(kc int, a, b, c *float32, ldc int) { panic("cpu: no assembly kerne
 const haveKernel = false
 
 func expSubAVX(x *float32, n int, m float32, tab *float32) { panic("cpu: no assembly kernel") }
+
+func dotAVX(a, b *float32, n int) float32 { panic("cpu: no assembly kernel") }
+
+func dotHalfAVX(a *float32, b *uint16, n int, f16 int) float32 { panic("cpu: no assembly kernel") }
+
+const haveF16C = false

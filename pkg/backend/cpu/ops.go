@@ -309,6 +309,29 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 			defer packPool.Put(wb)
 		}
 		for j := lo; j < hi; j++ {
+			if b.h != nil && k >= 32 && haveKernel && (b.dt == backend.BF16 || haveF16C) {
+				// widened in registers, same bits as widen + dotFixed
+				h := b.h[j*ldb : j*ldb+k]
+				f16 := 0
+				if b.dt != backend.BF16 {
+					f16 = 1
+				}
+				kk := k &^ 31
+				for i := 0; i < m; i++ {
+					ai := a[i*lda : i*lda+k]
+					s := dotHalfAVX(&ai[0], &h[0], kk, f16)
+					for t := kk; t < k; t++ {
+						s += ai[t] * halfTo32(b.dt, h[t])
+					}
+					s *= alpha
+					if p := &cc[i*ldc+j]; beta == 0 {
+						*p = s
+					} else {
+						*p = beta**p + s
+					}
+				}
+				continue
+			}
 			var row []float32
 			if b.h != nil {
 				row = (*wb)[:k]
@@ -335,6 +358,14 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 func dotFixed(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
+	if haveKernel && n >= 32 {
+		m := n &^ 31
+		s := dotAVX(&a[0], &b[0], m)
+		for i := m; i < n; i++ {
+			s += a[i] * b[i]
+		}
+		return s
+	}
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	i := 0
 	for ; i+8 <= n; i += 8 {
@@ -352,4 +383,12 @@ func dotFixed(a, b []float32) float32 {
 		s0 += a[i] * b[i]
 	}
 	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+}
+
+// halfTo32 widens one half-precision value of dtype dt exactly.
+func halfTo32(dt backend.DType, h uint16) float32 {
+	if dt == backend.BF16 {
+		return bf16(h)
+	}
+	return f16(h)
 }

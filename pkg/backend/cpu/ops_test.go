@@ -357,3 +357,22 @@ func TestMatMulFewRows(t *testing.T) {
 		}
 	}
 }
+
+// dotFixed (the one-row MatMul's dot product, AVX2/FMA from 32 elements
+// on) against a float64 sum, for lengths around the kernel's block sizes.
+func TestDotFixedAgainstFloat64(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for n := 0; n <= 300; n++ {
+		a, b := make([]float32, n), make([]float32, n)
+		ref, mag := 0.0, 0.0
+		for i := range a {
+			a[i], b[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+			ref += float64(a[i]) * float64(b[i])
+			mag += math.Abs(float64(a[i]) * float64(b[i]))
+		}
+		got := float64(dotFixed(a, b))
+		if e := math.Abs(got-ref) / math.Max(mag, 1e-30); !(e <= 1e-6) {
+			t.Fatalf("n=%d: dotFixed %v, float64 %v (error %v of the magnitude)", n, got, ref, e)
+		}
+	}
+}
