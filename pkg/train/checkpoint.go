@@ -463,16 +463,8 @@ func (t *Trainer) SaveDir(final, dtype string, withOptimizer bool, lastLoss floa
 }
 
 func (t *Trainer) writeInto(dir, dtype string, withOptimizer bool, lastLoss float64) error {
-	if err := t.Model.Save(dir, dtype); err != nil {
-		return fmt.Errorf("saving the model: %w", err)
-	}
-	for _, name := range sortedKeys(t.Files) {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			continue // written by Save
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), t.Files[name], 0o644); err != nil {
-			return err
-		}
+	if err := t.writeModel(dir, dtype); err != nil {
+		return err
 	}
 	st := t.State(lastLoss)
 	st.Model.WeightsDType = dtype
@@ -512,7 +504,7 @@ func HasFinal(dir string) bool {
 // are written to a temporary directory, then each is renamed into out,
 // config.json (adapter_config.json) last, so that its presence means the
 // model is complete.
-func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
+func (t *Trainer) SaveFinal(out, dtype string) (err error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -524,26 +516,36 @@ func (t *Trainer) SaveFinal(out, dtype string, lastLoss float64) (err error) {
 	}
 	defer td.Abort()
 	tmp := td.Path
-	if err := t.writeModelInto(tmp, dtype); err != nil {
+	if err := t.writeModel(tmp, dtype); err != nil {
+		return err
+	}
+	if err := writeGenerationConfig(tmp); err != nil {
 		return err
 	}
 	return moveFinal(tmp, out)
 }
 
-// writeModelInto writes what a final model directory holds into dir.
-func (t *Trainer) writeModelInto(dir, dtype string) error {
+// writeModel writes the model (weights and config, or the adapter) as
+// dtype into dir, with the tokenizer files it was trained with.
+func (t *Trainer) writeModel(dir, dtype string) error {
 	if err := t.Model.Save(dir, dtype); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	for _, name := range sortedKeys(t.Files) {
+	return writeMissing(dir, t.Files)
+}
+
+// writeMissing writes each of files into dir unless dir already has a file
+// of that name (written by Save).
+func writeMissing(dir string, files map[string][]byte) error {
+	for _, name := range sortedKeys(files) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			continue // written by Save
+			continue
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), t.Files[name], 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), files[name], 0o644); err != nil {
 			return err
 		}
 	}
-	return writeGenerationConfig(dir)
+	return nil
 }
 
 // writeGenerationConfig writes Hugging Face's generation_config.json (the

@@ -276,16 +276,11 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 	if f.saveEvery < 0 || f.saveLimit < 0 {
 		return cli.Usagef("--save-every and --save-limit must not be negative")
 	}
-	switch strings.ToLower(f.saveDtype) {
-	case "float32", "f32", "fp32":
-		f.saveDtype = "float32"
-	case "bfloat16", "bf16":
-		f.saveDtype = "bfloat16"
-	case "float16", "f16", "fp16":
-		f.saveDtype = "float16"
-	default:
-		return cli.Usagef("--save-dtype %q: want float32, bfloat16 or float16", f.saveDtype)
+	dt, derr := parseWeightsDType("--save-dtype", f.saveDtype)
+	if derr != nil {
+		return derr
 	}
+	f.saveDtype = dt
 	quiet := f.common.Quiet
 	logf := func(format string, args ...any) {
 		if !quiet {
@@ -599,7 +594,7 @@ func runTrain(ctx context.Context, f *trainFlags, set map[string]bool, stdin io.
 			return err
 		}
 	}
-	if err := tr.SaveFinal(f.out, f.saveDtype, last.Loss); err != nil {
+	if err := tr.SaveFinal(f.out, f.saveDtype); err != nil {
 		return fmt.Errorf("saving the model to %s: %w", f.out, err)
 	}
 	el := time.Since(started).Seconds()
@@ -626,4 +621,19 @@ func numParams(m Model) int {
 		n += p.N
 	}
 	return n
+}
+
+// parseWeightsDType normalises a --save-dtype/--dtype value to the name
+// llama.Save takes (float32, bfloat16 or float16); anything else is a usage
+// error naming flag.
+func parseWeightsDType(flag, s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "float32", "f32", "fp32":
+		return "float32", nil
+	case "bfloat16", "bf16":
+		return "bfloat16", nil
+	case "float16", "f16", "fp16":
+		return "float16", nil
+	}
+	return "", cli.Usagef("%s %q: want float32, bfloat16 or float16", flag, s)
 }

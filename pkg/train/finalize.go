@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,16 +40,7 @@ func FinalizeMain(args []string, stdout, stderr io.Writer) int {
 		err = cli.Usagef("want one run directory or checkpoint (got %d arguments)", len(pos))
 	}
 	if err == nil {
-		switch strings.ToLower(dtype) {
-		case "float32", "f32", "fp32":
-			dtype = "float32"
-		case "bfloat16", "bf16":
-			dtype = "bfloat16"
-		case "float16", "f16", "fp16":
-			dtype = "float16"
-		default:
-			err = cli.Usagef("--dtype %q: want float32, bfloat16 or float16", dtype)
-		}
+		dtype, err = parseWeightsDType("--dtype", dtype)
 	}
 	if err == nil {
 		err = finalize(pos[0], out, dtype, quiet, stderr)
@@ -110,12 +100,8 @@ func finalize(dir, out, dtype string, quiet bool, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		for _, n := range sortedKeys(files) {
-			if _, err := os.Stat(filepath.Join(td.Path, n)); errors.Is(err, os.ErrNotExist) {
-				if err := os.WriteFile(filepath.Join(td.Path, n), files[n], 0o644); err != nil {
-					return err
-				}
-			}
+		if err := writeMissing(td.Path, files); err != nil {
+			return err
 		}
 		if err := writeGenerationConfig(td.Path); err != nil {
 			return err
