@@ -302,45 +302,35 @@ var gemvRows = 1
 // B is read once (widened into a per-goroutine buffer when half precision)
 // and dotted with every row of A; the threads split the rows of B.
 func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ldb int, beta float32, cc []float32, ldc int) {
+	// Half-precision rows of 32 or more are widened in registers by the
+	// AVX2 kernel (same bits as widening first); others into a buffer.
+	inReg := b.h != nil && k >= 32 && haveKernel && (b.dt == backend.BF16 || haveF16C)
 	c.parallel(n, 64, func(lo, hi int) {
 		var wb *[]float32
-		if b.h != nil {
+		if b.h != nil && !inReg {
 			wb = getBuf(k)
 			defer packPool.Put(wb)
 		}
 		for j := lo; j < hi; j++ {
-			if b.h != nil && k >= 32 && haveKernel && (b.dt == backend.BF16 || haveF16C) {
-				// widened in registers, same bits as widen + dotFixed
-				h := b.h[j*ldb : j*ldb+k]
-				f16 := 0
-				if b.dt != backend.BF16 {
-					f16 = 1
-				}
-				kk := k &^ 31
-				for i := 0; i < m; i++ {
-					ai := a[i*lda : i*lda+k]
-					s := dotHalfAVX(&ai[0], &h[0], kk, f16)
-					for t := kk; t < k; t++ {
-						s += ai[t] * halfTo32(b.dt, h[t])
-					}
-					s *= alpha
-					if p := &cc[i*ldc+j]; beta == 0 {
-						*p = s
-					} else {
-						*p = beta**p + s
-					}
-				}
-				continue
-			}
 			var row []float32
-			if b.h != nil {
+			var h []uint16
+			switch {
+			case inReg:
+				h = b.h[j*ldb : j*ldb+k]
+			case b.h != nil:
 				row = (*wb)[:k]
 				widen(b.dt, row, b.h[j*ldb:j*ldb+k])
-			} else {
+			default:
 				row = b.f[j*ldb : j*ldb+k]
 			}
 			for i := 0; i < m; i++ {
-				s := alpha * dotFixed(a[i*lda:i*lda+k], row)
+				ai := a[i*lda : i*lda+k]
+				var s float32
+				if inReg {
+					s = alpha * dotHalf(b.dt, ai, h)
+				} else {
+					s = alpha * dotFixed(ai, row)
+				}
 				if p := &cc[i*ldc+j]; beta == 0 {
 					*p = s
 				} else {
@@ -349,6 +339,24 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 			}
 		}
 	})
+}
+
+// dotHalf is dotFixed(a, widen(h)) with h widened in registers (AVX2 with
+// F16C for IEEE halves; len(a) >= 32): the same order of summation, so the
+// same bits.
+func dotHalf(dt backend.DType, a []float32, h []uint16) float32 {
+	n := len(a)
+	h = h[:n]
+	f16 := 1
+	if dt == backend.BF16 {
+		f16 = 0
+	}
+	m := n &^ 31
+	s := dotHalfAVX(&a[0], &h[0], m, f16)
+	for i := m; i < n; i++ {
+		s += a[i] * halfTo32(dt, h[i])
+	}
+	return s
 }
 
 // dotFixed is a dot product whose summation order depends only on the
