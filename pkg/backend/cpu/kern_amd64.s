@@ -130,6 +130,19 @@ expdone:
 	VZEROUPPER
 	RET
 
+// SUM4 adds the four 8-lane accumulators Y0..Y3 into X0's low lane in a
+// fixed order: ((Y0+Y1)+(Y2+Y3)), then the lanes pairwise.
+#define SUM4 \
+	VADDPS       Y1, Y0, Y0 \
+	VADDPS       Y3, Y2, Y2 \
+	VADDPS       Y2, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVHLPS     X0, X0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVSHDUP    X0, X1 \
+	VADDSS       X1, X0, X0
+
 // dotAVX returns sum(a[i]*b[i]) for n (a multiple of 32) elements: four
 // 8-lane FMA accumulators, combined as ((acc0+acc1)+(acc2+acc3)), then the
 // 8 lanes as ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)). The order depends only
@@ -161,16 +174,8 @@ dotloop:
 	JNZ         dotloop
 
 dotsum:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VMOVSS       X0, ret+24(FP)
+	SUM4
+	VMOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
@@ -227,15 +232,7 @@ hloopf16:
 	JNZ         hloopf16
 
 hsum:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VMOVSS       X0, ret+32(FP)
+	SUM4
+	VMOVSS X0, ret+32(FP)
 	VZEROUPPER
 	RET
