@@ -31,7 +31,7 @@ func BenchmarkAlpaca(b *testing.B) {
 	}
 }
 
-func benchData(b *testing.B) (seeds, data []string) {
+func benchData(b testing.TB) (seeds, data []string) {
 	sd, ad := sharedDataOK("seed_tasks.jsonl"), sharedDataOK("alpaca_data.json")
 	if sd != "" && ad != "" {
 		return readField(b, sd, "instruction"), readField(b, ad, "instruction")
@@ -61,3 +61,41 @@ func BenchmarkLCS64(b *testing.B) {
 		m.lcs(c)
 	}
 }
+
+// BenchmarkAnnotate is SimilarAt (top 10 and the mean) for every record
+// kept by the Alpaca job at 0.7, against the pool as it was when the
+// record was decided, on one goroutine.
+func BenchmarkAnnotate(b *testing.B) {
+	seeds, data := benchData(b)
+	f := NewFilter(0.7)
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	var jobs []int
+	var texts []string
+	for lo := 0; lo < len(data); lo += 2048 {
+		for j, r := range f.CheckBatch(data[lo:min(lo+2048, len(data))], true, 0) {
+			if r.Keep {
+				jobs = append(jobs, r.Index)
+				texts = append(texts, data[lo+j])
+			}
+		}
+	}
+	if n := benchAnnotateN; n > 0 && n < len(jobs) {
+		jobs, texts = jobs[len(jobs)-n:], texts[len(texts)-n:]
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sum := 0.0
+		for j := 0; j < len(jobs); j += lanes {
+			_, avgs := f.SimilarBatch(texts[j:min(j+lanes, len(jobs))], 10, jobs[j:min(j+lanes, len(jobs))])
+			for _, a := range avgs {
+				sum += a
+			}
+		}
+		b.ReportMetric(sum, "sum")
+	}
+}
+
+// benchAnnotateN limits BenchmarkAnnotate to the last N kept records (0: all).
+var benchAnnotateN = 0

@@ -65,6 +65,7 @@ type Filter struct {
 	seq    *scratch          // scratch of the sequential path
 	full   [][]fullPosting   // per token id: every pool text holding it (SimilarAt)
 	fullN  int               // pool texts in full
+	freq   freqSeqs          // frequent-token byte sequences (SimilarAt)
 	fullMu sync.Mutex
 	pool   sync.Pool // scratch for SimilarAt and CheckBatch workers
 	*bounds
@@ -394,6 +395,10 @@ type scratch struct {
 	tc       []tokCount
 	bits     []uint64
 	fm       []float64
+	lanes    [lanes]lane // similarScan
+	mf       [256][lanes]uint64
+	ls       []uint8     // similarScan: LCS per (pool text, lane)
+	fmn      [][]float64 // per text length: F-measure by (pool length, LCS)
 }
 
 // accum is the probe state of one pool text: matched prefix elements so far

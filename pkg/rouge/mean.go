@@ -27,8 +27,14 @@ func pairwiseSum(a []float64) float64 {
 		return res
 	case n <= 128:
 		var r [8]float64
-		copy(r[:], a[:8])
 		i := 8
+		if useAVX512 {
+			// the same eight sums, eight lanes of one register
+			sum8x512(&a[0], n-n%8, &r)
+			i = n - n%8
+		} else {
+			copy(r[:], a[:8])
+		}
 		for ; i < n-n%8; i += 8 {
 			r[0] += a[i+0]
 			r[1] += a[i+1]

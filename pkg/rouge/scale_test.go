@@ -95,6 +95,16 @@ func TestFilterShortRepetitive(t *testing.T) {
 // scores, bit for bit, on pools where many or few texts share a token, at
 // every prefix of the pool.
 func TestSimilarExact(t *testing.T) {
+	// the pool grows between calls: the byte codes are extended and
+	// re-chosen as it doubles; with 3 codes most tokens are infrequent
+	defer func(fc int) { freqCodes = fc }(freqCodes)
+	for _, fc := range []int{256, 3} {
+		freqCodes = fc
+		t.Run(fmt.Sprint("codes=", fc), testSimilarExact)
+	}
+}
+
+func testSimilarExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for it := 0; it < 6; it++ {
 		var texts []string

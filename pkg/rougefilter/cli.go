@@ -439,6 +439,12 @@ func preload(p pool, path string, stdin io.Reader, field string, skipBad bool, c
 	}
 }
 
+// batchSimilar is a pool that scores several texts in one pass
+// (rouge.Filter).
+type batchSimilar interface {
+	SimilarBatch(texts []string, k int, uptos []int) ([][]rouge.Match, []float64)
+}
+
 type annotation struct {
 	top []rouge.Match
 	avg float64
@@ -448,6 +454,7 @@ type annotation struct {
 // and avg_similarity_score of each kept record against the pool as it was
 // when the record was decided.
 func annotate(p pool, texts []string, res []rouge.Result, idx []int, cut, k, workers int) []annotation {
+	const chunk = 8 // consecutive records scored in one pass over the pool (rouge.Filter scores 8 at once)
 	ann := make([]annotation, len(res))
 	var jobs []int
 	for j, r := range res {
@@ -463,17 +470,33 @@ func annotate(p pool, texts []string, res []rouge.Result, idx []int, cut, k, wor
 		go func() {
 			defer cli.Guard()
 			defer wg.Done()
+			bt := make([]string, 0, chunk)
+			bu := make([]int, 0, chunk)
 			for {
 				mu.Lock()
 				i := next
-				next++
+				next += chunk
 				mu.Unlock()
 				if i >= len(jobs) {
 					return
 				}
-				j := jobs[i]
-				top, avg := p.SimilarAt(texts[j], k, res[j].Index)
-				ann[j] = annotation{top, avg}
+				c := jobs[i:min(i+chunk, len(jobs))]
+				if b, ok := p.(batchSimilar); ok {
+					bt, bu = bt[:0], bu[:0]
+					for _, j := range c {
+						bt = append(bt, texts[j])
+						bu = append(bu, res[j].Index)
+					}
+					tops, avgs := b.SimilarBatch(bt, k, bu)
+					for x, j := range c {
+						ann[j] = annotation{tops[x], avgs[x]}
+					}
+					continue
+				}
+				for _, j := range c {
+					top, avg := p.SimilarAt(texts[j], k, res[j].Index)
+					ann[j] = annotation{top, avg}
+				}
 			}
 		}()
 	}
