@@ -3,6 +3,7 @@ package rouge
 import (
 	"fmt"
 	"math/rand"
+	"os"
 	"testing"
 )
 
@@ -99,3 +100,29 @@ func BenchmarkAnnotate(b *testing.B) {
 
 // benchAnnotateN limits BenchmarkAnnotate to the last N kept records (0: all).
 var benchAnnotateN = 0
+
+// BenchmarkScaleFile is the greedy job at 0.7 without a seed pool on the
+// instructions of $RF_SCALE_FILE (e.g. written by scripts/bench/rfscale), in
+// batches of 2048 as rougefilter runs it; for profiling the scaling inputs:
+//
+//	RF_SCALE_FILE=in800000.jsonl go test ./pkg/rouge -run X -bench ScaleFile -benchtime 1x -cpuprofile cpu.prof
+func BenchmarkScaleFile(b *testing.B) {
+	path := os.Getenv("RF_SCALE_FILE")
+	if path == "" {
+		b.Skip("RF_SCALE_FILE not set")
+	}
+	data := readField(b, path, "instruction")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := NewFilter(0.7)
+		kept := 0
+		for lo := 0; lo < len(data); lo += 2048 {
+			for _, r := range f.CheckBatch(data[lo:min(lo+2048, len(data))], true, 0) {
+				if r.Keep {
+					kept++
+				}
+			}
+		}
+		b.ReportMetric(float64(kept), "kept")
+	}
+}
