@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 )
 
 // MainFunc is the entry point of a command: its arguments and streams in,
@@ -19,8 +20,22 @@ const DebugEnv = "ALPACA_DEBUG"
 // Run is what every cmd/*/main.go calls: it runs main with the process's
 // arguments and streams and returns the exit code for os.Exit.
 func Run(name string, main MainFunc) int {
+	if path := os.Getenv(ProfileEnv); path != "" {
+		if f, err := os.Create(path); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s: %v\n", name, ProfileEnv, err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s: %v\n", name, ProfileEnv, err)
+		} else {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	return RunWith(name, main, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
+
+// ProfileEnv names a file to write a CPU profile of the whole run to (go
+// tool pprof), for any binary.
+const ProfileEnv = "ALPACA_CPUPROFILE"
 
 // RunWith runs main and turns a panic on the calling goroutine into one
 // line, "NAME: internal error: ...", and exit code 1 (a Go panic would

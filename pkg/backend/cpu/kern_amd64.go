@@ -29,3 +29,17 @@ func dotHalfAVX(a *float32, b *uint16, n int, f16 int) float32
 
 // haveF16C: VCVTPH2PS is available for dotHalfAVX's IEEE-half path.
 var haveF16C = haveKernel && cpu.X86.HasF16C
+
+// dot512 and dotHalf512: dotAVX and dotHalfAVX on 16-lane AVX-512
+// registers for n a multiple of 64, with the weight row prefetched ahead
+// (kern_amd64.s). Their order of summation differs from the AVX2 kernels',
+// so one machine uses one family for every one-row product (have512).
+//
+//go:noescape
+func dot512(a, b *float32, n int) float32
+
+//go:noescape
+func dotHalf512(a *float32, b *uint16, n int, f16 int) float32
+
+// have512 selects the AVX-512 dot products (a variable for the tests).
+var have512 = haveKernel && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW

@@ -236,3 +236,119 @@ hsum:
 	VMOVSS X0, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// SUM4Z adds the four 16-lane accumulators Z0..Z3 into X0's low lane in a
+// fixed order: ((Z0+Z1)+(Z2+Z3)), the two 8-lane halves, then as SUM4.
+#define SUM4Z \
+	VADDPS        Z1, Z0, Z0 \
+	VADDPS        Z3, Z2, Z2 \
+	VADDPS        Z2, Z0, Z0 \
+	VEXTRACTF64X4 $1, Z0, Y1 \
+	VADDPS        Y1, Y0, Y0 \
+	VEXTRACTF128  $1, Y0, X1 \
+	VADDPS        X1, X0, X0 \
+	VMOVHLPS      X0, X0, X1 \
+	VADDPS        X1, X0, X0 \
+	VMOVSHDUP     X0, X1 \
+	VADDSS        X1, X0, X0
+
+// dot512 returns sum(a[i]*b[i]) for n (a multiple of 64) elements: four
+// 16-lane FMA accumulators (AVX-512F), combined by SUM4Z, so the order
+// depends only on n. b, the weight row streamed from memory, is prefetched
+// 4 KiB ahead (rows are usually contiguous, so this reaches into the next
+// one, across the page boundary where the hardware prefetcher stops).
+TEXT ·dot512(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	SHRQ   $6, CX
+	JZ     d5sum
+
+d5loop:
+	PREFETCHT0  4096(DI)
+	PREFETCHT0  4160(DI)
+	PREFETCHT0  4224(DI)
+	PREFETCHT0  4288(DI)
+	VMOVUPS     (DI), Z4
+	VMOVUPS     64(DI), Z5
+	VMOVUPS     128(DI), Z6
+	VMOVUPS     192(DI), Z7
+	VFMADD231PS (SI), Z4, Z0
+	VFMADD231PS 64(SI), Z5, Z1
+	VFMADD231PS 128(SI), Z6, Z2
+	VFMADD231PS 192(SI), Z7, Z3
+	ADDQ        $256, SI
+	ADDQ        $256, DI
+	DECQ        CX
+	JNZ         d5loop
+
+d5sum:
+	SUM4Z
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// dotHalf512 is dot512 with b given as n half-precision values widened
+// exactly in registers: bf16 (f16 == 0) by zero extension and a 16-bit
+// left shift (AVX-512BW), IEEE half (f16 != 0) by VCVTPH2PS. Same order of
+// summation as dot512, so the bits of dot512 on the widened row.
+TEXT ·dotHalf512(SB), NOSPLIT, $0-36
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	MOVQ   f16+24(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	SHRQ   $6, CX
+	JZ     h5sum
+	TESTQ  DX, DX
+	JNZ    h5loopf16
+
+h5loopbf16:
+	PREFETCHT0  2048(DI)
+	PREFETCHT0  2112(DI)
+	VPMOVZXWD   (DI), Z4
+	VPMOVZXWD   32(DI), Z5
+	VPMOVZXWD   64(DI), Z6
+	VPMOVZXWD   96(DI), Z7
+	VPSLLD      $16, Z4, Z4
+	VPSLLD      $16, Z5, Z5
+	VPSLLD      $16, Z6, Z6
+	VPSLLD      $16, Z7, Z7
+	VFMADD231PS (SI), Z4, Z0
+	VFMADD231PS 64(SI), Z5, Z1
+	VFMADD231PS 128(SI), Z6, Z2
+	VFMADD231PS 192(SI), Z7, Z3
+	ADDQ        $256, SI
+	ADDQ        $128, DI
+	DECQ        CX
+	JNZ         h5loopbf16
+	JMP         h5sum
+
+h5loopf16:
+	PREFETCHT0  2048(DI)
+	PREFETCHT0  2112(DI)
+	VCVTPH2PS   (DI), Z4
+	VCVTPH2PS   32(DI), Z5
+	VCVTPH2PS   64(DI), Z6
+	VCVTPH2PS   96(DI), Z7
+	VFMADD231PS (SI), Z4, Z0
+	VFMADD231PS 64(SI), Z5, Z1
+	VFMADD231PS 128(SI), Z6, Z2
+	VFMADD231PS 192(SI), Z7, Z3
+	ADDQ        $256, SI
+	ADDQ        $128, DI
+	DECQ        CX
+	JNZ         h5loopf16
+
+h5sum:
+	SUM4Z
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -13,3 +13,9 @@ func dotAVX(a, b *float32, n int) float32 { panic("cpu: no assembly kernel") }
 func dotHalfAVX(a *float32, b *uint16, n int, f16 int) float32 { panic("cpu: no assembly kernel") }
 
 const haveF16C = false
+
+var have512 = false
+
+func dot512(a, b *float32, n int) float32 { panic("cpu: no assembly kernel") }
+
+func dotHalf512(a *float32, b *uint16, n int, f16 int) float32 { panic("cpu: no assembly kernel") }

@@ -351,8 +351,15 @@ func dotHalf(dt backend.DType, a []float32, h []uint16) float32 {
 	if dt == backend.BF16 {
 		f16 = 0
 	}
-	m := n &^ 31
-	s := dotHalfAVX(&a[0], &h[0], m, f16)
+	var m int
+	var s float32
+	if have512 && n >= 64 {
+		m = n &^ 63
+		s = dotHalf512(&a[0], &h[0], m, f16)
+	} else {
+		m = n &^ 31
+		s = dotHalfAVX(&a[0], &h[0], m, f16)
+	}
 	for i := m; i < n; i++ {
 		s += a[i] * halfTo32(dt, h[i])
 	}
@@ -366,6 +373,14 @@ func dotHalf(dt backend.DType, a []float32, h []uint16) float32 {
 func dotFixed(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
+	if have512 && n >= 64 {
+		m := n &^ 63
+		s := dot512(&a[0], &b[0], m)
+		for i := m; i < n; i++ {
+			s += a[i] * b[i]
+		}
+		return s
+	}
 	if haveKernel && n >= 32 {
 		m := n &^ 31
 		s := dotAVX(&a[0], &b[0], m)

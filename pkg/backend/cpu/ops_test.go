@@ -301,56 +301,75 @@ func TestAttentionCached(t *testing.T) {
 // path: checked against a float64 loop, for f32 and half B (half equal to
 // the widened f32 bit for bit), with beta 0 over NaN garbage and beta 1.
 func TestMatMulFewRows(t *testing.T) {
+	dotVariants(t, testMatMulFewRows)
+}
+
+// dotVariants runs fn with the AVX-512 dot products (when this CPU has
+// them) and with the AVX2 ones.
+func dotVariants(t *testing.T, fn func(t *testing.T)) {
+	defer func(h bool) { have512 = h }(have512)
+	if have512 {
+		t.Run("avx512", fn)
+	} else {
+		t.Log("this CPU has no AVX-512: the AVX-512 dot products are not tested here")
+	}
+	have512 = false
+	t.Run("avx2", fn)
+}
+
+func testMatMulFewRows(t *testing.T) {
 	defer func(g int) { gemvRows = g }(gemvRows)
 	gemvRows = 8 // exercise the dot-product path beyond its default one row
 	r := rand.New(rand.NewPCG(3, 7))
 	for name, c := range backends() {
 		for _, m := range []int{1, 3, 8} {
-			n, k := 130, 77
-			lda, ldb, ldc := k+3, k+1, n+2
-			a := rnd(r, m*lda, 1)
-			b := rnd(r, n*ldb, 0.2)
-			for _, beta := range []float32{0, 1} {
-				c0 := rnd(r, m*ldc, 1)
-				if beta == 0 {
-					for i := range c0 {
-						c0[i] = float32(math.NaN())
-					}
-				}
-				want := f64(c0)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						s := 0.0
-						for p := 0; p < k; p++ {
-							s += float64(a[i*lda+p]) * float64(b[j*ldb+p])
-						}
-						if beta == 0 {
-							want[i*ldc+j] = 0.5 * s
-						} else {
-							want[i*ldc+j] = 0.5*s + want[i*ldc+j]
+			for _, k := range []int{77, 200} {
+				n := 130
+				lda, ldb, ldc := k+3, k+1, n+2
+				a := rnd(r, m*lda, 1)
+				b := rnd(r, n*ldb, 0.2)
+				for _, beta := range []float32{0, 1} {
+					c0 := rnd(r, m*ldc, 1)
+					if beta == 0 {
+						for i := range c0 {
+							c0[i] = float32(math.NaN())
 						}
 					}
-				}
-				got := append([]float32(nil), c0...)
-				c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, Wrap(b), ldb, beta, Wrap(got), ldc)
-				// compare the written entries only (the padding columns stay)
-				var g []float32
-				var w []float64
-				for i := 0; i < m; i++ {
-					g = append(g, got[i*ldc:i*ldc+n]...)
-					w = append(w, want[i*ldc:i*ldc+n]...)
-				}
-				testutil.CloseRel(t, name+" few rows", g, w, 1e-6)
-				for _, dt := range []backend.DType{backend.BF16, backend.F16} {
-					h, _ := c.Alloc(dt, len(b))
-					c.Upload(h, b)
-					wide := make([]float32, len(b))
-					c.Download(wide, h)
-					g1, g2 := append([]float32(nil), c0...), append([]float32(nil), c0...)
-					c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, h, ldb, beta, Wrap(g1), ldc)
-					c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, Wrap(wide), ldb, beta, Wrap(g2), ldc)
+					want := f64(c0)
 					for i := 0; i < m; i++ {
-						sameBits(t, name+" few rows "+dt.String(), g1[i*ldc:i*ldc+n], g2[i*ldc:i*ldc+n])
+						for j := 0; j < n; j++ {
+							s := 0.0
+							for p := 0; p < k; p++ {
+								s += float64(a[i*lda+p]) * float64(b[j*ldb+p])
+							}
+							if beta == 0 {
+								want[i*ldc+j] = 0.5 * s
+							} else {
+								want[i*ldc+j] = 0.5*s + want[i*ldc+j]
+							}
+						}
+					}
+					got := append([]float32(nil), c0...)
+					c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, Wrap(b), ldb, beta, Wrap(got), ldc)
+					// compare the written entries only (the padding columns stay)
+					var g []float32
+					var w []float64
+					for i := 0; i < m; i++ {
+						g = append(g, got[i*ldc:i*ldc+n]...)
+						w = append(w, want[i*ldc:i*ldc+n]...)
+					}
+					testutil.CloseRel(t, name+" few rows", g, w, 1e-6)
+					for _, dt := range []backend.DType{backend.BF16, backend.F16} {
+						h, _ := c.Alloc(dt, len(b))
+						c.Upload(h, b)
+						wide := make([]float32, len(b))
+						c.Download(wide, h)
+						g1, g2 := append([]float32(nil), c0...), append([]float32(nil), c0...)
+						c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, h, ldb, beta, Wrap(g1), ldc)
+						c.MatMul(false, true, m, n, k, 0.5, Wrap(a), lda, Wrap(wide), ldb, beta, Wrap(g2), ldc)
+						for i := 0; i < m; i++ {
+							sameBits(t, name+" few rows "+dt.String(), g1[i*ldc:i*ldc+n], g2[i*ldc:i*ldc+n])
+						}
 					}
 				}
 			}
@@ -361,6 +380,10 @@ func TestMatMulFewRows(t *testing.T) {
 // dotFixed (the one-row MatMul's dot product, AVX2/FMA from 32 elements
 // on) against a float64 sum, for lengths around the kernel's block sizes.
 func TestDotFixedAgainstFloat64(t *testing.T) {
+	dotVariants(t, testDotFixedAgainstFloat64)
+}
+
+func testDotFixedAgainstFloat64(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	for n := 0; n <= 300; n++ {
 		a, b := make([]float32, n), make([]float32, n)
