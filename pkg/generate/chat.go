@@ -147,16 +147,12 @@ func (c *chat) run(in io.Reader, sig <-chan os.Signal) error {
 // answer streams the model's answer to one instruction; a signal on sig
 // stops it.
 func (c *chat) answer(instruction string, sig <-chan os.Signal) error {
-	ctx, cancel := context.WithCancel(context.Background())
+	// The engine polls ctx.Err() at every step, on this goroutine: polling
+	// the signal there sees an interrupt at the next step for sure (a
+	// watcher goroutine would be scheduled whenever the runtime gets to it).
+	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-sig:
-			cancel()
-		case <-done:
-		}
-	}()
+	ctx := sigCtx{parent, cancel, sig}
 	var werr error
 	sp := c.sp
 	sp.Seed = c.sp.Seed + uint64(c.turns)
@@ -173,7 +169,6 @@ func (c *chat) answer(instruction string, sig <-chan os.Signal) error {
 			}
 		}}
 	res := c.m.Generate(req)
-	close(done)
 	if werr != nil {
 		return werr
 	}
@@ -197,4 +192,21 @@ func isTerminal(r io.Reader) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// sigCtx is a cancelable context whose Err first polls sig (without
+// blocking) and cancels on an interrupt.
+type sigCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	sig    <-chan os.Signal
+}
+
+func (c sigCtx) Err() error {
+	select {
+	case <-c.sig:
+		c.cancel()
+	default:
+	}
+	return c.Context.Err()
 }
