@@ -15,7 +15,7 @@ import (
 // CPU implements backend.Backend.
 type CPU struct {
 	threads int
-	pool    *workers // persistent helpers of parallel
+	pool    *workers  // persistent helpers of parallel
 	scratch sync.Pool // *[]float32 attention score buffers
 }
 
