@@ -54,8 +54,8 @@ results=$DIR/results.jsonl
 : > "$results"
 for shape in $SHAPES; do
   case $shape in
-    110m) geo="-dim 768 -ffn 2048 -layers 12 -heads 12 -kv 12 -tied"; NP=64; NN=16 ;;
-    1b)   geo="-dim 2048 -ffn 5632 -layers 22 -heads 32 -kv 4"; NP=32; NN=8 ;;
+    110m) geo="-dim 768 -ffn 2048 -layers 12 -heads 12 -kv 12 -tied"; NP=64; NN=64 ;;
+    1b)   geo="-dim 2048 -ffn 5632 -layers 22 -heads 32 -kv 4"; NP=32; NN=32 ;;
     *) echo "unknown shape $shape"; continue ;;
   esac
   echo "--- $shape (prompt $NP tokens, $NN decoded, $TH threads)"

@@ -43,3 +43,15 @@ func dotHalf512(a *float32, b *uint16, n int, f16 int) float32
 
 // have512 selects the AVX-512 dot products (a variable for the tests).
 var have512 = haveKernel && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+
+// dotHalf512x4: dotHalf512 of a with four rows of b (stride ldb elements)
+// at once, into out (kern_amd64.s).
+//
+//go:noescape
+func dotHalf512x4(a *float32, b *uint16, ldb int, n int, f16 int, out *[4]float32)
+
+// dot512x4: dot512 of a with four rows of b (stride ldb) at once, into out
+// (kern_amd64.s).
+//
+//go:noescape
+func dot512x4(a, b *float32, ldb int, n int, out *[4]float32)

@@ -352,3 +352,225 @@ h5sum:
 	VMOVSS X0, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// SUMROW reduces one row's four 16-lane accumulators a0..a3 in SUM4Z's
+// order and stores the float32 at off(DX); a1 (ya1, xa1) is the scratch.
+#define SUMROW(a0, a1, a2, a3, ya0, xa0, ya1, xa1, off) \
+	VADDPS        a1, a0, a0 \
+	VADDPS        a3, a2, a2 \
+	VADDPS        a2, a0, a0 \
+	VEXTRACTF64X4 $1, a0, ya1 \
+	VADDPS        ya1, ya0, ya0 \
+	VEXTRACTF128  $1, ya0, xa1 \
+	VADDPS        xa1, xa0, xa0 \
+	VMOVHLPS      xa0, xa0, xa1 \
+	VADDPS        xa1, xa0, xa0 \
+	VMOVSHDUP     xa0, xa1 \
+	VADDSS        xa1, xa0, xa0 \
+	VMOVSS        xa0, off(DX)
+
+// ROWF16(p, a0, a1, a2, a3) widens 64 IEEE halves at (p) and accumulates
+// them times x (Z28..Z31) into a0..a3, as one dotHalf512 iteration.
+#define ROWF16(p, a0, a1, a2, a3) \
+	VCVTPH2PS   (p), Z16 \
+	VCVTPH2PS   32(p), Z17 \
+	VCVTPH2PS   64(p), Z18 \
+	VCVTPH2PS   96(p), Z19 \
+	VFMADD231PS Z28, Z16, a0 \
+	VFMADD231PS Z29, Z17, a1 \
+	VFMADD231PS Z30, Z18, a2 \
+	VFMADD231PS Z31, Z19, a3
+
+#define ROWBF16(p, a0, a1, a2, a3) \
+	VPMOVZXWD   (p), Z16 \
+	VPMOVZXWD   32(p), Z17 \
+	VPMOVZXWD   64(p), Z18 \
+	VPMOVZXWD   96(p), Z19 \
+	VPSLLD      $16, Z16, Z16 \
+	VPSLLD      $16, Z17, Z17 \
+	VPSLLD      $16, Z18, Z18 \
+	VPSLLD      $16, Z19, Z19 \
+	VFMADD231PS Z28, Z16, a0 \
+	VFMADD231PS Z29, Z17, a1 \
+	VFMADD231PS Z30, Z18, a2 \
+	VFMADD231PS Z31, Z19, a3
+
+// func dotHalf512x4(a *float32, b *uint16, ldb int, n int, f16 int, out *[4]float32)
+//
+// dotHalf512 of a with the four rows b, b+ldb, b+2ldb, b+3ldb at once
+// (same order of summation per row, so the same bits): x is loaded once
+// per 64 elements for the four rows, and the four rows stream together;
+// the next four rows are prefetched at the same offset.
+TEXT ·dotHalf512x4(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ ldb+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ f16+32(FP), BX
+	MOVQ out+40(FP), DX
+	SHLQ $1, R8                // row stride in bytes
+	LEAQ (DI)(R8*1), R9        // row 1
+	LEAQ (R9)(R8*1), R10       // row 2
+	LEAQ (R10)(R8*1), R11      // row 3
+	LEAQ (R8)(R8*1), R12
+	SHLQ $1, R12               // 4 rows ahead, in bytes
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	SHRQ   $6, CX
+	JZ     x4sum
+	TESTQ  BX, BX
+	JZ     x4bf16
+
+x4f16:
+	VMOVUPS (SI), Z28
+	VMOVUPS 64(SI), Z29
+	VMOVUPS 128(SI), Z30
+	VMOVUPS 192(SI), Z31
+	PREFETCHT0 (DI)(R12*1)
+	PREFETCHT0 64(DI)(R12*1)
+	PREFETCHT0 (R9)(R12*1)
+	PREFETCHT0 64(R9)(R12*1)
+	PREFETCHT0 (R10)(R12*1)
+	PREFETCHT0 64(R10)(R12*1)
+	PREFETCHT0 (R11)(R12*1)
+	PREFETCHT0 64(R11)(R12*1)
+	ROWF16(DI, Z0, Z1, Z2, Z3)
+	ROWF16(R9, Z4, Z5, Z6, Z7)
+	ROWF16(R10, Z8, Z9, Z10, Z11)
+	ROWF16(R11, Z12, Z13, Z14, Z15)
+	ADDQ $256, SI
+	ADDQ $128, DI
+	ADDQ $128, R9
+	ADDQ $128, R10
+	ADDQ $128, R11
+	DECQ CX
+	JNZ  x4f16
+	JMP  x4sum
+
+x4bf16:
+	VMOVUPS (SI), Z28
+	VMOVUPS 64(SI), Z29
+	VMOVUPS 128(SI), Z30
+	VMOVUPS 192(SI), Z31
+	PREFETCHT0 (DI)(R12*1)
+	PREFETCHT0 64(DI)(R12*1)
+	PREFETCHT0 (R9)(R12*1)
+	PREFETCHT0 64(R9)(R12*1)
+	PREFETCHT0 (R10)(R12*1)
+	PREFETCHT0 64(R10)(R12*1)
+	PREFETCHT0 (R11)(R12*1)
+	PREFETCHT0 64(R11)(R12*1)
+	ROWBF16(DI, Z0, Z1, Z2, Z3)
+	ROWBF16(R9, Z4, Z5, Z6, Z7)
+	ROWBF16(R10, Z8, Z9, Z10, Z11)
+	ROWBF16(R11, Z12, Z13, Z14, Z15)
+	ADDQ $256, SI
+	ADDQ $128, DI
+	ADDQ $128, R9
+	ADDQ $128, R10
+	ADDQ $128, R11
+	DECQ CX
+	JNZ  x4bf16
+
+x4sum:
+	SUMROW(Z0, Z1, Z2, Z3, Y0, X0, Y1, X1, 0)
+	SUMROW(Z4, Z5, Z6, Z7, Y4, X4, Y5, X5, 4)
+	SUMROW(Z8, Z9, Z10, Z11, Y8, X8, Y9, X9, 8)
+	SUMROW(Z12, Z13, Z14, Z15, Y12, X12, Y13, X13, 12)
+	VZEROUPPER
+	RET
+
+#define ROWF32(p, a0, a1, a2, a3) \
+	VMOVUPS     (p), Z16 \
+	VMOVUPS     64(p), Z17 \
+	VMOVUPS     128(p), Z18 \
+	VMOVUPS     192(p), Z19 \
+	VFMADD231PS Z28, Z16, a0 \
+	VFMADD231PS Z29, Z17, a1 \
+	VFMADD231PS Z30, Z18, a2 \
+	VFMADD231PS Z31, Z19, a3
+
+#define PF4(r) \
+	PREFETCHT0 (r)(R12*1) \
+	PREFETCHT0 64(r)(R12*1) \
+	PREFETCHT0 128(r)(R12*1) \
+	PREFETCHT0 192(r)(R12*1)
+
+// func dot512x4(a, b *float32, ldb int, n int, out *[4]float32)
+//
+// dot512 of a with the four rows b, b+ldb, b+2ldb, b+3ldb at once (same
+// order of summation per row, so the same bits as dot512 and dotHalf512x4
+// on widened rows).
+TEXT ·dot512x4(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ ldb+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	SHLQ $2, R8
+	LEAQ (DI)(R8*1), R9
+	LEAQ (R9)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R8)(R8*1), R12
+	SHLQ $1, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	SHRQ   $6, CX
+	JZ     f4sum
+
+f4loop:
+	VMOVUPS (SI), Z28
+	VMOVUPS 64(SI), Z29
+	VMOVUPS 128(SI), Z30
+	VMOVUPS 192(SI), Z31
+	PF4(DI)
+	PF4(R9)
+	PF4(R10)
+	PF4(R11)
+	ROWF32(DI, Z0, Z1, Z2, Z3)
+	ROWF32(R9, Z4, Z5, Z6, Z7)
+	ROWF32(R10, Z8, Z9, Z10, Z11)
+	ROWF32(R11, Z12, Z13, Z14, Z15)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	ADDQ $256, R9
+	ADDQ $256, R10
+	ADDQ $256, R11
+	DECQ CX
+	JNZ  f4loop
+
+f4sum:
+	SUMROW(Z0, Z1, Z2, Z3, Y0, X0, Y1, X1, 0)
+	SUMROW(Z4, Z5, Z6, Z7, Y4, X4, Y5, X5, 4)
+	SUMROW(Z8, Z9, Z10, Z11, Y8, X8, Y9, X9, 8)
+	SUMROW(Z12, Z13, Z14, Z15, Y12, X12, Y13, X13, 12)
+	VZEROUPPER
+	RET

@@ -19,3 +19,7 @@ var have512 = false
 func dot512(a, b *float32, n int) float32 { panic("cpu: no assembly kernel") }
 
 func dotHalf512(a *float32, b *uint16, n int, f16 int) float32 { panic("cpu: no assembly kernel") }
+func dotHalf512x4(a *float32, b *uint16, ldb int, n int, f16 int, out *[4]float32) {
+	panic("cpu: no assembly kernel")
+}
+func dot512x4(a, b *float32, ldb int, n int, out *[4]float32) { panic("cpu: no assembly kernel") }

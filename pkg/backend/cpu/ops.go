@@ -311,7 +311,48 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 			wb = getBuf(k)
 			defer packPool.Put(wb)
 		}
-		for j := lo; j < hi; j++ {
+		j := lo
+		if have512 && k >= 64 && (inReg || b.h == nil) {
+			// four rows of B at a time: x read once for the four, four
+			// streams from memory; per row the bits of dotHalf/dotFixed
+			kk := k &^ 63
+			f16 := 1
+			if b.dt == backend.BF16 {
+				f16 = 0
+			}
+			var out [4]float32
+			for ; j+4 <= hi; j += 4 {
+				last := (j+3)*ldb + k // rows j..j+3 lie below last
+				for i := 0; i < m; i++ {
+					ai := a[i*lda : i*lda+k]
+					if inReg {
+						_ = b.h[last-1]
+						dotHalf512x4(&ai[0], &b.h[j*ldb], ldb, kk, f16, &out)
+					} else {
+						_ = b.f[last-1]
+						dot512x4(&ai[0], &b.f[j*ldb], ldb, kk, &out)
+					}
+					for r := 0; r < 4; r++ {
+						s := out[r]
+						base := (j + r) * ldb
+						for p := kk; p < k; p++ {
+							if inReg {
+								s += ai[p] * halfTo32(b.dt, b.h[base+p])
+							} else {
+								s += ai[p] * b.f[base+p]
+							}
+						}
+						s *= alpha
+						if q := &cc[i*ldc+j+r]; beta == 0 {
+							*q = s
+						} else {
+							*q = beta**q + s
+						}
+					}
+				}
+			}
+		}
+		for ; j < hi; j++ {
 			var row []float32
 			var h []uint16
 			switch {
