@@ -55,3 +55,8 @@ func dotHalf512x4(a *float32, b *uint16, ldb int, n int, f16 int, out *[4]float3
 //
 //go:noescape
 func dot512x4(a, b *float32, ldb int, n int, out *[4]float32)
+
+// axpy512: y += alpha*x for n a multiple of 16 (kern_amd64.s).
+//
+//go:noescape
+func axpy512(alpha float32, x, y *float32, n int)

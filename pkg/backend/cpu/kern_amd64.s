@@ -574,3 +574,28 @@ f4sum:
 	SUMROW(Z12, Z13, Z14, Z15, Y12, X12, Y13, X13, 12)
 	VZEROUPPER
 	RET
+
+// func axpy512(alpha float32, x, y *float32, n int)
+//
+// y[i] += alpha*x[i] for n (a multiple of 16) elements, multiply then add
+// (two roundings, as gonum's Saxpy: the same bits).
+TEXT ·axpy512(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Z2
+	MOVQ         x+8(FP), SI
+	MOVQ         y+16(FP), DI
+	MOVQ         n+24(FP), CX
+	SHRQ         $4, CX
+	JZ           axdone
+
+axloop:
+	VMULPS  (SI), Z2, Z0
+	VADDPS  (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     axloop
+
+axdone:
+	VZEROUPPER
+	RET

@@ -272,7 +272,7 @@ func (c *CPU) attentionCached(out, q, k, v []float32, past, n, NH, NKV, HD int) 
 			qi := q[i*qs+h*HD : i*qs+(h+1)*HD]
 			mx := float32(math.Inf(-1))
 			for j := 0; j < L; j++ {
-				sc := scale * dot(qi, k[j*ks+g*HD:j*ks+(g+1)*HD])
+				sc := scale * dotFixed(qi, k[j*ks+g*HD:j*ks+(g+1)*HD])
 				p[j] = sc
 				mx = max(mx, sc)
 			}
@@ -285,7 +285,7 @@ func (c *CPU) attentionCached(out, q, k, v []float32, past, n, NH, NKV, HD int) 
 			clear(oi)
 			inv := 1 / sum
 			for j := 0; j < L; j++ {
-				axpy(p[j]*inv, v[j*ks+g*HD:j*ks+(g+1)*HD], oi)
+				axpyCached(p[j]*inv, v[j*ks+g*HD:j*ks+(g+1)*HD], oi)
 			}
 		}
 	})
@@ -455,4 +455,21 @@ func halfTo32(dt backend.DType, h uint16) float32 {
 		return bf16(h)
 	}
 	return f16(h)
+}
+
+// axpyCached is axpy (y += alpha*x, multiply then add) with AVX-512 for
+// the multiple-of-16 part: the same bits as gonum's Saxpy.
+func axpyCached(alpha float32, x, y []float32) {
+	n := len(x)
+	y = y[:n]
+	m := 0
+	if have512 {
+		m = n &^ 15
+		if m > 0 {
+			axpy512(alpha, &x[0], &y[0], m)
+		}
+	}
+	for i := m; i < n; i++ {
+		y[i] += alpha * x[i]
+	}
 }
