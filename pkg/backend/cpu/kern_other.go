@@ -23,4 +23,4 @@ func dotHalf512x4(a *float32, b *uint16, ldb int, n int, f16 int, out *[4]float3
 	panic("cpu: no assembly kernel")
 }
 func dot512x4(a, b *float32, ldb int, n int, out *[4]float32) { panic("cpu: no assembly kernel") }
-func axpy512(alpha float32, x, y *float32, n int) { panic("cpu: no assembly kernel") }
+func axpy512(alpha float32, x, y *float32, n int)             { panic("cpu: no assembly kernel") }
