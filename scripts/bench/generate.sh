@@ -10,7 +10,8 @@
 # safetensors, llama.cpp on the f16 GGUF, torch in bf16.
 #
 # Knobs: GEN_BENCH_SHAPES ("110m 1b"), GEN_BENCH_PREC ("f32 16"),
-# GEN_BENCH_THREADS (2), GEN_BENCH_TAGS (extra build tags), GEN_BENCH_7B=1 adds a 7B-shaped bf16 model (13.5 GB
+# GEN_BENCH_THREADS (2), GEN_BENCH_REPEAT (3 rounds of ours and llama.cpp
+# alternating; medians reported, torch runs once), GEN_BENCH_TAGS (extra build tags), GEN_BENCH_7B=1 adds a 7B-shaped bf16 model (13.5 GB
 # written to GEN_BENCH_DIR) run by ours only, to show its RSS and speed;
 # NODE_LLAMA_CPP_DIR (default .cache/llamacpp: `npm i -E node-llama-cpp@3.21.1`
 # there). llama.cpp or torch absent: their rows are skipped with a message.
@@ -20,6 +21,7 @@ BIN=${BIN:-bin}
 TH=${GEN_BENCH_THREADS:-2}
 SHAPES=${GEN_BENCH_SHAPES:-110m 1b}
 PRECS=${GEN_BENCH_PREC:-f32 16}
+REPEAT=${GEN_BENCH_REPEAT:-3}
 DIR=${GEN_BENCH_DIR:-$(mktemp -d /tmp/genbench.XXXXXX)}
 KEEP=${GEN_BENCH_DIR:+1}
 PY=/usr/bin/python3
@@ -68,25 +70,34 @@ PYEOF
   for prec in $PRECS; do
     if [ "$prec" = f32 ]; then
       "$DIR/genllama" -out "$DIR/$shape-f32" $geo -dtype float32 -tokenizer "$TOK" || exit 1
-      run "$shape f32 ours" "$BIN/generate" bench --model "$DIR/$shape-f32" --threads "$TH" --prompt-tokens "$NP" --new-tokens "$NN" >> "$results"
+      ours=("f32 $DIR/$shape-f32")
       ggufs="f32"; src=$DIR/$shape-f32
       torch_dt=float32
     else
       "$DIR/genllama" -out "$DIR/$shape-bf16" $geo -dtype bfloat16 -tokenizer "$TOK" || exit 1
       "$DIR/genllama" -out "$DIR/$shape-f16" $geo -dtype float16 -tokenizer "$TOK" || exit 1
-      run "$shape bf16 ours" "$BIN/generate" bench --model "$DIR/$shape-bf16" --threads "$TH" --prompt-tokens "$NP" --new-tokens "$NN" >> "$results"
-      run "$shape f16 ours" "$BIN/generate" bench --model "$DIR/$shape-f16" --threads "$TH" --prompt-tokens "$NP" --new-tokens "$NN" >> "$results"
+      ours=("bf16 $DIR/$shape-bf16" "f16 $DIR/$shape-f16")
       ggufs="f16"; src=$DIR/$shape-f16
       torch_dt=bfloat16
     fi
     if [ $have_cpp = 1 ]; then
       "$BIN/trainer" export --quiet --type "$ggufs" --model "$src" -o "$DIR/$shape.gguf" || exit 1
       printf '{"threads": %s, "context": %s, "jobs": [{"ids": %s, "new": %s}]}' "$TH" $((NP + NN + 8)) "$(cat "$DIR/prompt.json")" $((NN + 1)) > "$DIR/jobs.json"
-      # prefill_s includes sampling the first token; decode_s covers NN tokens
-      run "$shape $ggufs llama.cpp" node scripts/llamacpp/run.mjs "$DIR/$shape.gguf" "$DIR/jobs.json" \
-        | $PY -c "import json,sys; d=json.loads(sys.stdin.read()); d['prefill_tok_s']=$NP/d['prefill_s']; d['decode_tok_s']=$NN/d['decode_s']; del d['ids']; del d['greedy']; print(json.dumps(d))" >> "$results"
-      rm -f "$DIR/$shape.gguf"
     fi
+    # ours and llama.cpp alternate, REPEAT rounds; the summary takes medians
+    # (this machine's memory bandwidth drifts by 10-20% between runs)
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      for o in "${ours[@]}"; do
+        set -- $o
+        run "$shape $1 ours" "$BIN/generate" bench --model "$2" --threads "$TH" --prompt-tokens "$NP" --new-tokens "$NN" >> "$results"
+      done
+      if [ $have_cpp = 1 ]; then
+        # prefill_s includes sampling the first token; decode_s covers NN tokens
+        run "$shape $ggufs llama.cpp" node scripts/llamacpp/run.mjs "$DIR/$shape.gguf" "$DIR/jobs.json" \
+          | $PY -c "import json,sys; d=json.loads(sys.stdin.read()); d['prefill_tok_s']=$NP/d['prefill_s']; d['decode_tok_s']=$NN/d['decode_s']; del d['ids']; del d['greedy']; print(json.dumps(d))" >> "$results"
+      fi
+    done
+    rm -f "$DIR/$shape.gguf"
     if [ $have_torch = 1 ]; then
       tsrc=$DIR/$shape-f32; [ "$prec" = f32 ] || tsrc=$DIR/$shape-bf16
       run "$shape $torch_dt torch" $PY scripts/bench/generate_torch.py "$tsrc" --threads "$TH" --prompt "$NP" --new "$NN" --dtype "$torch_dt" >> "$results"
@@ -100,21 +111,23 @@ if [ "${GEN_BENCH_7B:-0}" = 1 ]; then
   run "7b bf16 ours" "$BIN/generate" bench --model "$DIR/7b-bf16" --threads "$TH" --prompt-tokens 32 --new-tokens 8 >> "$results"
   rm -rf "$DIR/7b-bf16"
 fi
-$PY - "$results" <<'PYEOF'
-import json, sys
+$PY - "$results" "$REPEAT" <<'PYEOF'
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("%-22s %12s %12s %10s" % ("model / impl", "prefill t/s", "decode t/s", "peak RSS"))
-cpp = {}
+by = {}
 for r in rows:
-    shape = r["label"].split()[0]
-    if "llama.cpp" in r["label"]:
-        cpp[(shape, r["label"].split()[1])] = r["decode_tok_s"]
-for r in rows:
-    print("%-22s %12.1f %12.2f %8.0f MB" % (r["label"], r["prefill_tok_s"], r["decode_tok_s"], r["rss_mb"]))
-for r in rows:
-    shape, prec = r["label"].split()[:2]
-    if r["label"].endswith("ours"):
-        ref = cpp.get((shape, "f32" if prec == "f32" else "f16"))
+    by.setdefault(r["label"], []).append(r)
+print("%-22s %12s %12s %10s %s" % ("model / impl", "prefill t/s", "decode t/s", "peak RSS", "decode t/s of each round"))
+med = {}
+for label, rs in by.items():
+    d = statistics.median(r["decode_tok_s"] for r in rs)
+    p = statistics.median(r["prefill_tok_s"] for r in rs)
+    med[label] = d
+    print("%-22s %12.1f %12.2f %8.0f MB %s" % (label, p, d, max(r["rss_mb"] for r in rs), " ".join("%.2f" % r["decode_tok_s"] for r in rs)))
+for label, d in med.items():
+    shape, prec = label.split()[:2]
+    if label.endswith("ours"):
+        ref = med.get("%s %s llama.cpp" % (shape, "f32" if prec == "f32" else "f16"))
         if ref:
-            print("decode ours/llama.cpp %s %s: %.2fx" % (shape, prec, r["decode_tok_s"] / ref))
+            print("decode ours/llama.cpp %s %s: %.2fx (medians of %s rounds)" % (shape, prec, d / ref, sys.argv[2]))
 PYEOF
