@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/alpaca-go/alpaca/pkg/backend"
 )
 
 // The blocked assembly SGEMM against a float64 triple loop, over shapes
@@ -77,4 +79,35 @@ func BenchmarkSgemm512(b *testing.B) {
 		c.matMul(false, true, n, n, n, 1, x, n, y, n, 0, z, n)
 	}
 	b.ReportMetric(float64(2*n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkMatMulFewRows is a decoding step's product for m sequences at
+// once (the server batches active requests): [m, 2048] x [4096, 2048]^T with
+// f16 or f32 weights (32 or 64 MB, beyond the caches), through the dot-product path
+// (rows <= gemvRows) or the packed GEMM.
+func BenchmarkMatMulFewRows(b *testing.B) {
+	const n, k = 4096, 2048
+	c := New(0)
+	r := rand.New(rand.NewPCG(1, 2))
+	defer func(g int) { gemvRows = g }(gemvRows)
+	for _, dt := range []backend.DType{backend.F16, backend.F32} {
+		w, _ := c.Alloc(dt, n*k)
+		c.Upload(w, rnd(r, n*k, 0.1))
+		for _, m := range []int{1, 2, 4, 8, 16, 32, 64} {
+			a := rnd(r, m*k, 1)
+			out := make([]float32, m*n)
+			for _, path := range []string{"dot", "gemm"} {
+				gemvRows = 0
+				if path == "dot" {
+					gemvRows = m
+				}
+				b.Run(fmt.Sprintf("%s/m=%d/%s", dt, m, path), func(b *testing.B) {
+					b.SetBytes(int64(n * k * dt.Size()))
+					for i := 0; i < b.N; i++ {
+						c.MatMul(false, true, m, n, k, 1, Wrap(a), k, w, k, 0, Wrap(out), n)
+					}
+				})
+			}
+		}
+	}
 }
