@@ -118,25 +118,9 @@ func testSimilarExact(t *testing.T) {
 		for i, q := range texts {
 			k := []int{0, 1, 10, 1000}[i%4]
 			top, avg := f.SimilarAt(q, k, i)
-			c := Tokenize(q)
-			scores := make([]float64, len(pool))
-			for j, p := range pool {
-				scores[j] = refScore(p, c)
-			}
-			if want := Mean(scores); math.Float64bits(avg) != math.Float64bits(want) {
-				t.Fatalf("it %d text %d: avg %v want %v", it, i, avg, want)
-			}
-			var want []Match
-			used := map[int]bool{}
-			for len(want) < min(k, len(scores)) {
-				bi := -1
-				for j := len(scores) - 1; j >= 0; j-- {
-					if !used[j] && (bi < 0 || scores[j] > scores[bi]) {
-						bi = j
-					}
-				}
-				used[bi] = true
-				want = append(want, Match{Text: texts[bi], Score: scores[bi], Index: bi})
+			want, wantAvg := refSimilarToks(pool, texts[:i], q, k)
+			if math.Float64bits(avg) != math.Float64bits(wantAvg) {
+				t.Fatalf("it %d text %d: avg %v want %v", it, i, avg, wantAvg)
 			}
 			if fmt.Sprint(top) != fmt.Sprint(want) {
 				t.Fatalf("it %d text %d %q: top %v want %v", it, i, q, top, want)

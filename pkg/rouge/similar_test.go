@@ -42,10 +42,19 @@ func similarConfigs(t *testing.T, fn func(t *testing.T)) {
 // with the dynamic-programming LCS, NumPy's mean of the dense scores, the k
 // best by score (ties: the later text).
 func refSimilar(pool []string, text string, k int) ([]Match, float64) {
+	toks := make([][]string, len(pool))
+	for j, p := range pool {
+		toks[j] = Tokenize(p)
+	}
+	return refSimilarToks(toks, pool, text, k)
+}
+
+// refSimilarToks is refSimilar with the pool texts already tokenized.
+func refSimilarToks(toks [][]string, pool []string, text string, k int) ([]Match, float64) {
 	c := Tokenize(text)
 	scores := make([]float64, len(pool))
-	for j, p := range pool {
-		scores[j] = refScore(Tokenize(p), c)
+	for j, p := range toks {
+		scores[j] = refScore(p, c)
 	}
 	var top []Match
 	used := make([]bool, len(scores))
