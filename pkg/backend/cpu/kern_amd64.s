@@ -353,6 +353,25 @@ h5sum:
 	VZEROUPPER
 	RET
 
+// ZERO16 clears the sixteen accumulators Z0..Z15 of the four-row kernels.
+#define ZERO16 \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7 \
+	VPXORD Z8, Z8, Z8 \
+	VPXORD Z9, Z9, Z9 \
+	VPXORD Z10, Z10, Z10 \
+	VPXORD Z11, Z11, Z11 \
+	VPXORD Z12, Z12, Z12 \
+	VPXORD Z13, Z13, Z13 \
+	VPXORD Z14, Z14, Z14 \
+	VPXORD Z15, Z15, Z15
+
 // SUMROW reduces one row's four 16-lane accumulators a0..a3 in SUM4Z's
 // order and stores the float32 at off(DX); a1 (ya1, xa1) is the scratch.
 #define SUMROW(a0, a1, a2, a3, ya0, xa0, ya1, xa1, off) \
@@ -441,22 +460,7 @@ TEXT ·dotHalf512x4(SB), NOSPLIT, $0-48
 	LEAQ (R10)(R8*1), R11      // row 3
 	LEAQ (R8)(R8*1), R12
 	SHLQ $1, R12               // 4 rows ahead, in bytes
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
+	ZERO16
 	SHRQ   $6, CX
 	JZ     x4sum
 	TESTQ  BX, BX
@@ -512,22 +516,7 @@ TEXT ·dot512x4(SB), NOSPLIT, $0-40
 	LEAQ (R10)(R8*1), R11
 	LEAQ (R8)(R8*1), R12
 	SHLQ $1, R12
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
+	ZERO16
 	SHRQ   $6, CX
 	JZ     f4sum
 
