@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"os"
 	"math/rand/v2"
 	"testing"
 
@@ -89,7 +90,10 @@ func BenchmarkMatMulFewRows(b *testing.B) {
 	const n, k = 4096, 2048
 	c := New(0)
 	r := rand.New(rand.NewPCG(1, 2))
-	defer func(g int) { gemvRows = g }(gemvRows)
+	defer func(g int, h bool) { gemvRows, have512 = g, h }(gemvRows, have512)
+	if os.Getenv("CPU_BENCH_AVX2") != "" {
+		have512 = false // the AVX2 kernels on an AVX-512 machine
+	}
 	for _, dt := range []backend.DType{backend.F16, backend.F32} {
 		w, _ := c.Alloc(dt, n*k)
 		c.Upload(w, rnd(r, n*k, 0.1))

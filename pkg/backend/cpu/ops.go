@@ -294,16 +294,20 @@ func (c *CPU) attentionCached(out, q, k, v []float32, past, n, NH, NKV, HD int) 
 // gemvRows is the most rows of A for which MatMul with a transposed B (a
 // weight matrix [n, k]) takes the dot-product path instead of the blocked
 // SGEMM. The packed SGEMM repacks (and widens) B at every call, so for a
-// few rows the dot products, which read B once and keep four rows of it in
-// cache while every row of A goes by, win: with the AVX-512 kernels up to
-// about 64 rows of A for f16 weights and 48 for f32 ([m, 2048] x [4096,
-// 2048]^T, BenchmarkMatMulFewRows: m=32 10.8 vs 26.5 ms in f16, 15.0 vs
-// 17.4 ms in f32), so decoding a batch of sequences and prefilling short
-// prompts take it too. With AVX2 only, one row (measured 2-7x faster at
-// m=1; at 8 rows the packed kernel won). (A variable for the tests.)
+// few rows the dot products, which read B once and keep its rows in cache
+// while every row of A goes by, win ([m, 2048] x [4096, 2048]^T,
+// BenchmarkMatMulFewRows, 2 threads): with the AVX-512 kernels up to about
+// 64 rows of A for f16 weights and 48 for f32 (m=32: 10.8 vs 26.5 ms in
+// f16, 15.0 vs 17.4 ms in f32), with the AVX2 ones (CPU_BENCH_AVX2=1) up to
+// about 32 (m=16: 6.5 vs 23.3 ms in f16, 7.2 vs 11.6 ms in f32). So decoding
+// a batch of sequences and prefilling short prompts take it too. Without
+// the assembly kernels, one row. (A variable for the tests.)
 var gemvRows = func() int {
-	if have512 {
+	switch {
+	case have512:
 		return 32
+	case haveKernel:
+		return 16
 	}
 	return 1
 }()
