@@ -2,8 +2,8 @@ package cpu
 
 import (
 	"fmt"
-	"os"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/alpaca-go/alpaca/pkg/backend"
