@@ -319,6 +319,13 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 	// Half-precision rows of 32 or more are widened in registers by the
 	// AVX2 kernel (same bits as widening first); others into a buffer.
 	inReg := b.h != nil && k >= 32 && haveKernel && (b.dt == backend.BF16 || haveF16C)
+	put := func(i, j int, s float32) {
+		if p := &cc[i*ldc+j]; beta == 0 {
+			*p = s
+		} else {
+			*p = beta**p + s
+		}
+	}
 	c.parallel(n, 64, func(lo, hi int) {
 		var wb *[]float32
 		if b.h != nil && !inReg {
@@ -330,10 +337,6 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 			// four rows of B at a time: x read once for the four, four
 			// streams from memory; per row the bits of dotHalf/dotFixed
 			kk := k &^ 63
-			f16 := 1
-			if b.dt == backend.BF16 {
-				f16 = 0
-			}
 			var out [4]float32
 			for ; j+4 <= hi; j += 4 {
 				last := (j+3)*ldb + k // rows j..j+3 lie below last
@@ -341,27 +344,19 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 					ai := a[i*lda : i*lda+k]
 					if inReg {
 						_ = b.h[last-1]
-						dotHalf512x4(&ai[0], &b.h[j*ldb], ldb, kk, f16, &out)
+						dotHalf512x4(&ai[0], &b.h[j*ldb], ldb, kk, f16Flag(b.dt), &out)
 					} else {
 						_ = b.f[last-1]
 						dot512x4(&ai[0], &b.f[j*ldb], ldb, kk, &out)
 					}
-					for r := 0; r < 4; r++ {
-						s := out[r]
-						base := (j + r) * ldb
-						for p := kk; p < k; p++ {
-							if inReg {
-								s += ai[p] * halfTo32(b.dt, b.h[base+p])
-							} else {
-								s += ai[p] * b.f[base+p]
-							}
-						}
-						s *= alpha
-						if q := &cc[i*ldc+j+r]; beta == 0 {
-							*q = s
+					for r, s := range out {
+						row := (j + r) * ldb
+						if inReg {
+							s = tailHalf(b.dt, ai, b.h[row:row+k], kk, s)
 						} else {
-							*q = beta**q + s
+							s = tailF32(ai, b.f[row:row+k], kk, s)
 						}
+						put(i, j+r, alpha*s)
 					}
 				}
 			}
@@ -380,20 +375,40 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 			}
 			for i := 0; i < m; i++ {
 				ai := a[i*lda : i*lda+k]
-				var s float32
 				if inReg {
-					s = alpha * dotHalf(b.dt, ai, h)
+					put(i, j, alpha*dotHalf(b.dt, ai, h))
 				} else {
-					s = alpha * dotFixed(ai, row)
-				}
-				if p := &cc[i*ldc+j]; beta == 0 {
-					*p = s
-				} else {
-					*p = beta**p + s
+					put(i, j, alpha*dotFixed(ai, row))
 				}
 			}
 		}
 	})
+}
+
+// f16Flag is the kernels' half-precision selector: 1 for IEEE half, 0 for
+// bf16.
+func f16Flag(dt backend.DType) int {
+	if dt == backend.BF16 {
+		return 0
+	}
+	return 1
+}
+
+// tailHalf adds a[i]*widen(h[i]) for i from `from` on to s, in order: the
+// part of a half-precision dot product past the kernel's blocks.
+func tailHalf(dt backend.DType, a []float32, h []uint16, from int, s float32) float32 {
+	for i := from; i < len(a); i++ {
+		s += a[i] * halfTo32(dt, h[i])
+	}
+	return s
+}
+
+// tailF32 is tailHalf for a float32 b.
+func tailF32(a, b []float32, from int, s float32) float32 {
+	for i := from; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
 }
 
 // dotHalf is dotFixed(a, widen(h)) with h widened in registers (AVX2 with
@@ -402,23 +417,12 @@ func (c *CPU) gemvT(m, n, k int, alpha float32, a []float32, lda int, b bmat, ld
 func dotHalf(dt backend.DType, a []float32, h []uint16) float32 {
 	n := len(a)
 	h = h[:n]
-	f16 := 1
-	if dt == backend.BF16 {
-		f16 = 0
-	}
-	var m int
-	var s float32
 	if have512 && n >= 64 {
-		m = n &^ 63
-		s = dotHalf512(&a[0], &h[0], m, f16)
-	} else {
-		m = n &^ 31
-		s = dotHalfAVX(&a[0], &h[0], m, f16)
+		m := n &^ 63
+		return tailHalf(dt, a, h, m, dotHalf512(&a[0], &h[0], m, f16Flag(dt)))
 	}
-	for i := m; i < n; i++ {
-		s += a[i] * halfTo32(dt, h[i])
-	}
-	return s
+	m := n &^ 31
+	return tailHalf(dt, a, h, m, dotHalfAVX(&a[0], &h[0], m, f16Flag(dt)))
 }
 
 // dotFixed is a dot product whose summation order depends only on the
@@ -430,19 +434,11 @@ func dotFixed(a, b []float32) float32 {
 	b = b[:n]
 	if have512 && n >= 64 {
 		m := n &^ 63
-		s := dot512(&a[0], &b[0], m)
-		for i := m; i < n; i++ {
-			s += a[i] * b[i]
-		}
-		return s
+		return tailF32(a, b, m, dot512(&a[0], &b[0], m))
 	}
 	if haveKernel && n >= 32 {
 		m := n &^ 31
-		s := dotAVX(&a[0], &b[0], m)
-		for i := m; i < n; i++ {
-			s += a[i] * b[i]
-		}
-		return s
+		return tailF32(a, b, m, dotAVX(&a[0], &b[0], m))
 	}
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	i := 0
