@@ -131,8 +131,7 @@ func (f *Filter) similarSparse(s *scratch, k, upto int) (top []Match, avg float6
 	}
 	scores := s.scores[:upto] // zero outside s.cands
 	set := false
-	// FMeasure(l, m, n) memoized for short pool texts
-	const fmM = 128
+	// FMeasure(l, m, n) memoized for pool texts shorter than fmM
 	fmL := min(n, fmM-1) + 1
 	if cap(s.fm) < fmM*fmL {
 		s.fm = make([]float64, fmM*fmL)
@@ -319,14 +318,13 @@ const lanes = 8
 
 // lane is the state of one text in similarScan.
 type lane struct {
-	ids    []int32
-	n      int
-	upto   int
-	hi     uint64    // bits above the text's n positions
-	fm     []float64 // F-measure by (pool length < fmM, LCS)
-	bits   []uint64  // pool texts sharing an infrequent token with the text
-	words  []int32   // non-zero words of bits
-	scores []float64 // every entry below upto written
+	ids   []int32
+	n     int
+	upto  int
+	hi    uint64    // bits above the text's n positions
+	fm    []float64 // F-measure by (pool length < fmM, LCS)
+	bits  []uint64  // pool texts sharing an infrequent token with the text
+	words []int32   // non-zero words of bits
 }
 
 // similarScan scores the texts[group[*]] (1 to lanes of them, 1 to 64
@@ -365,10 +363,6 @@ func (f *Filter) similarScan(s *scratch, texts []string, uptos, group []int, k i
 			ln.bits = make([]uint64, w+w/2)
 		}
 		ln.bits = ln.bits[:(ln.upto+63)/64] // zero outside ln.words
-		if cap(ln.scores) < ln.upto {
-			ln.scores = make([]float64, ln.upto+ln.upto/4)
-		}
-		ln.scores = ln.scores[:ln.upto]
 		s.tc = s.tc[:0]
 		for j, t := range ln.ids {
 			switch {
@@ -408,7 +402,6 @@ func (f *Filter) similarScan(s *scratch, texts []string, uptos, group []int, k i
 		s.ls = make([]uint8, lanes*most+lanes*most/4+64)
 	}
 	ls := s.ls[:lanes*most+64] // 64 bytes of slack for emit512
-	q = &f.freq
 	for L, docs := range q.class {
 		// pool texts whose sequences have L bytes, below common
 		docs = docs[:sort.Search(len(docs), func(i int) bool { return int(docs[i]) >= common })]
@@ -519,40 +512,32 @@ func (e *emitter) push(sc float64, d int) {
 
 const fmM = 128 // pool lengths whose F-measures are memoized
 
-// score is the F-measure of LCS l with a pool text of m tokens.
-func (ln *lane) score(l, m int) float64 {
-	if m >= fmM {
-		return FMeasure(l, m, ln.n)
-	}
-	return ln.fm[m*(ln.n+1)+l]
-}
-
 // scanClassGo is scanClass in Go.
 func scanClassGo(seq []uint8, off []uint32, docs []int32, L int, mf *[256][lanes]uint64, hi *[lanes]uint64, out []uint8) {
 	for _, d := range docs {
 		b := seq[off[d] : int(off[d])+L]
 		for r := 0; r < lanes; r++ {
-			v := ^uint64(0)
-			for _, c := range b {
-				u := v & mf[c][r]
-				v = (v + u) | (v - u)
-			}
-			out[lanes*int(d)+r] = uint8(64 - bits64.OnesCount64(v|hi[r]))
+			out[lanes*int(d)+r] = laneLCS(b, mf, r, hi[r])
 		}
 	}
 }
 
+// laneLCS is the bit-parallel LCS (Hyyrö) of lane r's text (masks
+// mf[*][r], bits hi above its length) with the byte sequence b.
+func laneLCS(b []uint8, mf *[256][lanes]uint64, r int, hi uint64) uint8 {
+	v := ^uint64(0)
+	for _, c := range b {
+		u := v & mf[c][r]
+		v = (v + u) | (v - u)
+	}
+	return uint8(64 - bits64.OnesCount64(v|hi))
+}
+
 // scanLane stores lane r's LCS with pool texts from..upto-1 in ls (as
-// scanLanes does), for that lane alone.
+// scanClass does), for that lane alone.
 func (f *Filter) scanLane(ln *lane, mf *[256][lanes]uint64, ls []uint8, r, from int) {
 	q := &f.freq
-	hi := ln.hi
 	for d := from; d < ln.upto; d++ {
-		v := ^uint64(0)
-		for _, c := range q.seq[q.off[d]:q.off[d+1]] {
-			u := v & mf[c][r]
-			v = (v + u) | (v - u)
-		}
-		ls[lanes*d+r] = uint8(64 - bits64.OnesCount64(v|hi))
+		ls[lanes*d+r] = laneLCS(q.seq[q.off[d]:q.off[d+1]], mf, r, ln.hi)
 	}
 }
