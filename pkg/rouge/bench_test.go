@@ -80,8 +80,8 @@ func BenchmarkAnnotate(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sum := 0.0
-		for j := 0; j < len(jobs); j += lanes {
-			_, avgs := f.SimilarBatch(texts[j:min(j+lanes, len(jobs))], 10, jobs[j:min(j+lanes, len(jobs))])
+		for j := 0; j < len(jobs); j += SimilarBatchSize {
+			_, avgs := f.SimilarBatch(texts[j:min(j+SimilarBatchSize, len(jobs))], 10, jobs[j:min(j+SimilarBatchSize, len(jobs))])
 			for _, a := range avgs {
 				sum += a
 			}

@@ -316,6 +316,10 @@ func (f *Filter) codeFreq() {
 // lanes is the number of texts similarScan scores in one pass over the pool.
 const lanes = 8
 
+// SimilarBatchSize is how many texts SimilarBatch scores in one pass over
+// the pool: batches of this size (consecutive records) get the full speed.
+const SimilarBatchSize = lanes
+
 // lane is the state of one text in similarScan.
 type lane struct {
 	ids   []int32

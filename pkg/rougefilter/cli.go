@@ -454,7 +454,7 @@ type annotation struct {
 // and avg_similarity_score of each kept record against the pool as it was
 // when the record was decided.
 func annotate(p pool, texts []string, res []rouge.Result, idx []int, cut, k, workers int) []annotation {
-	const chunk = 8 // consecutive records scored in one pass over the pool (rouge.Filter scores 8 at once)
+	const chunk = rouge.SimilarBatchSize // consecutive records, scored in one pass over the pool
 	ann := make([]annotation, len(res))
 	var jobs []int
 	for j, r := range res {
