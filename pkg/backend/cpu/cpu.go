@@ -62,7 +62,7 @@ func (c *CPU) parallel(n, minChunk int, f func(lo, hi int)) {
 			f(i*n/k, (i+1)*n/k)
 		}
 	}
-	if c.pool != nil && c.pool.run(c.threads, part) {
+	if c.pool != nil && c.pool.run(part) {
 		return
 	}
 	var wg sync.WaitGroup

@@ -15,6 +15,7 @@ import (
 // CPU. One call at a time: a call made while another runs (from another
 // goroutine, or nested) starts plain goroutines instead.
 type workers struct {
+	parts   int           // helpers + the calling goroutine
 	busy    sync.Mutex    // held by the running call
 	gen     atomic.Uint64 // bumped for each job
 	pending atomic.Int64  // parts not finished yet
@@ -48,7 +49,7 @@ func workersFor(parts int) *workers {
 // newWorkers starts parts-1 helper goroutines (they live as long as the
 // process: use workersFor).
 func newWorkers(parts int) *workers {
-	w := &workers{}
+	w := &workers{parts: parts}
 	w.wake = sync.NewCond(&w.mu)
 	for i := 1; i < parts; i++ {
 		// generation 0: a worker that starts late still runs the first job
@@ -82,16 +83,16 @@ func (w *workers) loop(part int, last uint64) {
 	}
 }
 
-// run calls job(0..parts-1), part 0 on the calling goroutine, and returns
+// run calls job(0..w.parts-1), part 0 on the calling goroutine, and returns
 // when all are done. It reports false (running nothing) when the workers
 // are busy with another call.
-func (w *workers) run(parts int, job func(part int)) bool {
+func (w *workers) run(job func(part int)) bool {
 	if !w.busy.TryLock() {
 		return false
 	}
 	defer w.busy.Unlock()
 	w.job = job
-	w.pending.Store(int64(parts - 1))
+	w.pending.Store(int64(w.parts - 1))
 	w.gen.Add(1)
 	if w.parked.Load() > 0 {
 		w.mu.Lock()

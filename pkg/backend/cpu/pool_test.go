@@ -18,7 +18,7 @@ func TestWorkers(t *testing.T) {
 			if job == 1500 {
 				time.Sleep(2 * spinFor) // the helpers park
 			}
-			if !w.run(parts, func(p int) { counts[p]++ }) {
+			if !w.run(func(p int) { counts[p]++ }) {
 				t.Fatalf("parts %d job %d: refused while idle", parts, job)
 			}
 		}
@@ -30,9 +30,9 @@ func TestWorkers(t *testing.T) {
 	}
 	w := newWorkers(2)
 	inner := true
-	w.run(2, func(p int) {
+	w.run(func(p int) {
 		if p == 0 {
-			inner = w.run(2, func(int) {})
+			inner = w.run(func(int) {})
 		}
 	})
 	if inner {
