@@ -114,19 +114,7 @@ func TestLlamaCppParity(t *testing.T) {
 			cfg.VocabSize = 800
 			m := llama.New(cfg, 7)
 			m.TokenizerPath = tokPath
-			dir := filepath.Join(t.TempDir(), "model")
-			if err := m.Save(dir, tc.dtype); err != nil {
-				t.Fatal(err)
-			}
-			gg := filepath.Join(t.TempDir(), "m.gguf")
-			f, err := os.Create(gg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := gguf.Export(f, gguf.ExportOptions{Model: dir, Type: tc.gtype}); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			dir, gg := saveAndExport(t, m, tc.dtype, tc.gtype)
 			mod, err := Load(dir, Options{Threads: 2})
 			if err != nil {
 				t.Fatal(err)
@@ -169,19 +157,7 @@ func TestLlamaCppTokenize(t *testing.T) {
 	cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.MaxPositionEmbeddings = 2, 2, 256
 	m := llama.New(cfg, 1)
 	m.TokenizerPath = tokPath
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := m.Save(dir, "float32"); err != nil {
-		t.Fatal(err)
-	}
-	gg := filepath.Join(t.TempDir(), "m.gguf")
-	f, err := os.Create(gg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gguf.Export(f, gguf.ExportOptions{Model: dir, Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	dir, gg := saveAndExport(t, m, "float32", "f32")
 	mod, err := Load(dir, Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -222,19 +198,7 @@ func TestLlamaCppQ8_0(t *testing.T) {
 	cfg.Extra = map[string]json.RawMessage{"bos_token_id": json.RawMessage("1"), "eos_token_id": json.RawMessage("2")}
 	m := llama.New(cfg, 11)
 	m.TokenizerPath = smallTok
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := m.Save(dir, "float32"); err != nil {
-		t.Fatal(err)
-	}
-	gg := filepath.Join(t.TempDir(), "m.gguf")
-	f, err := os.Create(gg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gguf.Export(f, gguf.ExportOptions{Model: dir, Type: "q8_0"}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	dir, gg := saveAndExport(t, m, "float32", "q8_0")
 	// the same weights through Q8_0 and back, written as f32 safetensors
 	qdir := filepath.Join(t.TempDir(), "q")
 	if err := m.Save(qdir, "float32"); err != nil {
@@ -280,4 +244,24 @@ func TestLlamaCppQ8_0(t *testing.T) {
 			t.Errorf("prompt %q: greedy ids\n ours (q8_0 weights) %v\n llama.cpp           %v", p, r.IDs, res[i].Greedy)
 		}
 	}
+}
+
+// saveAndExport saves m as a model directory with weights of dtype and
+// exports it to a GGUF file of type gtype; it returns both paths.
+func saveAndExport(t *testing.T, m *llama.Model, dtype, gtype string) (dir, gg string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "model")
+	if err := m.Save(dir, dtype); err != nil {
+		t.Fatal(err)
+	}
+	gg = filepath.Join(t.TempDir(), "m.gguf")
+	f, err := os.Create(gg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := gguf.Export(f, gguf.ExportOptions{Model: dir, Type: gtype}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, gg
 }
