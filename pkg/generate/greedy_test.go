@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/alpaca-go/alpaca/pkg/llama"
@@ -121,7 +122,7 @@ func TestGreedyMatchesTorch(t *testing.T) {
 				if res.Err != nil {
 					t.Fatalf("%s %s case %d: %v", name, dt, i, res.Err)
 				}
-				if !equalIDs(res.IDs, c.Greedy) {
+				if !slices.Equal(res.IDs, c.Greedy) {
 					t.Errorf("%s %s case %d: greedy ids\n got  %v\n want %v (torch)", name, dt, i, res.IDs, c.Greedy)
 				}
 				if res.FinishReason != FinishLength || res.CompletionTokens != len(c.Greedy) || res.PromptTokens != len(c.Prompt) {
@@ -151,22 +152,10 @@ func TestGreedyMatchesTorch(t *testing.T) {
 				m.step(jobs)
 			}
 			for i, j := range jobs {
-				if !equalIDs(j.res.IDs, cases[i].Greedy) {
+				if !slices.Equal(j.res.IDs, cases[i].Greedy) {
 					t.Errorf("%s %s batched case %d: greedy ids\n got  %v\n want %v (torch)", name, dt, i, j.res.IDs, cases[i].Greedy)
 				}
 			}
 		}
 	}
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/alpaca-go/alpaca/internal/testutil"
@@ -128,7 +129,7 @@ func TestLlamaCppParity(t *testing.T) {
 			res := runLlamaCpp(t, gg, jobs)
 			for i, p := range cppPrompts {
 				ours := mod.EncodePrompt(p)
-				if !equalIDs(ours, res[i].IDs) {
+				if !slices.Equal(ours, res[i].IDs) {
 					t.Errorf("prompt %q: tokens\n ours      %v\n llama.cpp %v", p, ours, res[i].IDs)
 					continue
 				}
@@ -136,7 +137,7 @@ func TestLlamaCppParity(t *testing.T) {
 				if r.Err != nil {
 					t.Fatal(r.Err)
 				}
-				if !equalIDs(r.IDs, res[i].Greedy) {
+				if !slices.Equal(r.IDs, res[i].Greedy) {
 					t.Errorf("prompt %q: greedy ids\n ours      %v\n llama.cpp %v", p, r.IDs, res[i].Greedy)
 				}
 			}
@@ -175,7 +176,7 @@ func TestLlamaCppTokenize(t *testing.T) {
 	}
 	res := runLlamaCpp(t, gg, jobs)
 	for i, p := range prompts {
-		if ours := mod.EncodePrompt(p); !equalIDs(ours, res[i].IDs) {
+		if ours := mod.EncodePrompt(p); !slices.Equal(ours, res[i].IDs) {
 			t.Errorf("prompt %q: tokens\n ours      %v\n llama.cpp %v", p, ours, res[i].IDs)
 		}
 	}
@@ -240,7 +241,7 @@ func TestLlamaCppQ8_0(t *testing.T) {
 	res := runLlamaCpp(t, gg, jobs)
 	for i, p := range cppPrompts {
 		r := mod.Generate(&Request{Prompt: mod.EncodePrompt(p), MaxNewTokens: n, Sample: DefaultSampleParams()})
-		if !equalIDs(r.IDs, res[i].Greedy) {
+		if !slices.Equal(r.IDs, res[i].Greedy) {
 			t.Errorf("prompt %q: greedy ids\n ours (q8_0 weights) %v\n llama.cpp           %v", p, r.IDs, res[i].Greedy)
 		}
 	}

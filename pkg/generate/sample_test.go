@@ -2,6 +2,7 @@ package generate
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -85,10 +86,10 @@ func TestSamplerGreedyAndSeed(t *testing.T) {
 		return out
 	}
 	a, b, c := draw(1), draw(1), draw(2)
-	if !equalIDs(a, b) {
+	if !slices.Equal(a, b) {
 		t.Error("same seed, different draws")
 	}
-	if equalIDs(a, c) {
+	if slices.Equal(a, c) {
 		t.Error("different seeds, same 50 draws")
 	}
 }
