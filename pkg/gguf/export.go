@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/alpaca-go/alpaca/pkg/cli"
@@ -287,7 +288,7 @@ func Export(w io.Writer, o ExportOptions) (ExportStats, error) {
 		if len(info.Shape) < 1 || len(info.Shape) > 2 {
 			return fmt.Errorf("%s: tensor %q has %d dimensions", dir, hf, len(info.Shape))
 		}
-		if want := hfShape(hf, cfg); !sameShape(info.Shape, want) {
+		if want := hfShape(hf, cfg); !slices.Equal(info.Shape, want) {
 			return fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", dir, hf, info.Shape, want)
 		}
 		ti := TensorInfo{Name: name, Type: F32}
@@ -404,16 +405,4 @@ func hfShape(hf string, cfg llama.Config) []int64 {
 		return []int64{D, I}
 	}
 	return nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -103,24 +104,12 @@ func (d *Dataset) CheckModel(modelVocab int, fingerprint []byte, modelDir string
 		if d.Header.Fingerprint == zero {
 			return nil // a stream that does not record its tokenizer
 		}
-		if !equalBytes(d.Header.Fingerprint[:], fingerprint) {
+		if !bytes.Equal(d.Header.Fingerprint[:], fingerprint) {
 			return fmt.Errorf("%s: the token stream was made with tokenizer %.12s… but the model in %s has tokenizer.model %.12s… (tokenize again with --model %s/tokenizer.model)",
 				d.Name, d.Header.FingerprintHex(), modelDir, hex.EncodeToString(fingerprint), modelDir)
 		}
 	}
 	return nil
-}
-
-func equalBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // FileFingerprint is the SHA-256 of a file, or nil when it does not exist.
