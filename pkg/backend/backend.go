@@ -285,3 +285,24 @@ func Open(name string, o Options) (Backend, error) {
 	}
 	return f(o)
 }
+
+// GemmShapeError checks the operands of MatMul (C = op(A)*op(B), row-major,
+// la, lb, lc elements) against m, n, k and the leading dimensions, for a
+// backend to check before any kernel touches memory; "" when they fit.
+func GemmShapeError(transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) string {
+	rowsA, colsA := m, k
+	if transA {
+		rowsA, colsA = k, m
+	}
+	rowsB, colsB := k, n
+	if transB {
+		rowsB, colsB = n, k
+	}
+	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
+		return "bad leading dimension"
+	}
+	if k > 0 && (la < (rowsA-1)*lda+colsA || lb < (rowsB-1)*ldb+colsB) || lc < (m-1)*ldc+n {
+		return "operand too short"
+	}
+	return ""
+}

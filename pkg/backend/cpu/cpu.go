@@ -271,18 +271,7 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 }
 
 func checkGemmLen(transA, transB bool, m, n, k int, la, lda, lb, ldb, lc, ldc int) {
-	rowsA, colsA := m, k
-	if transA {
-		rowsA, colsA = k, m
-	}
-	rowsB, colsB := k, n
-	if transB {
-		rowsB, colsB = n, k
-	}
-	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
-		panic("cpu: sgemm: bad leading dimension")
-	}
-	if k > 0 && (la < (rowsA-1)*lda+colsA || lb < (rowsB-1)*ldb+colsB) || lc < (m-1)*ldc+n {
-		panic("cpu: sgemm: slice too short")
+	if e := backend.GemmShapeError(transA, transB, m, n, k, la, lda, lb, ldb, lc, ldc); e != "" {
+		panic("cpu: sgemm: " + e)
 	}
 }

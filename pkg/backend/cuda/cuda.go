@@ -494,19 +494,8 @@ func (c *CUDA) MatMul(transA, transB bool, m, n, k int, alpha float32, a backend
 	if !b.DType().IsFloat() {
 		panic("cuda: matmul: B of " + b.DType().String())
 	}
-	rowsA, colsA := m, k
-	if transA {
-		rowsA, colsA = k, m
-	}
-	rowsB, colsB := k, n
-	if transB {
-		rowsB, colsB = n, k
-	}
-	if lda < max(1, colsA) || ldb < max(1, colsB) || ldc < max(1, n) {
-		panic("cuda: matmul: bad leading dimension")
-	}
-	if k > 0 && (a.Len() < (rowsA-1)*lda+colsA || b.Len() < (rowsB-1)*ldb+colsB) || cc.Len() < (m-1)*ldc+n {
-		panic("cuda: matmul: buffer too short")
+	if e := backend.GemmShapeError(transA, transB, m, n, k, a.Len(), lda, b.Len(), ldb, cc.Len(), ldc); e != "" {
+		panic("cuda: matmul: " + e)
 	}
 	c.check(c.l.matmul(transA, transB, int64(m), int64(n), int64(k), alpha, c.ptr(a), int64(lda), c.ptr(b), int(b.DType()), int64(ldb), beta, c.ptr(cc), int64(ldc)))
 }
