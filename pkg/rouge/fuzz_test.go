@@ -51,6 +51,7 @@ func FuzzFilter(f *testing.F) {
 	f.Add([]byte("\x01\x02\x03\x00\x03\x02\x01\x00\x01\x03"), uint8(30))
 	f.Fuzz(func(t *testing.T, data []byte, th uint8) {
 		threshold := float64(th%110) / 100
+		defer indexKnobs(len(data))()
 		var texts []string
 		for _, chunk := range strings.Split(string(data), "\x00") {
 			var w []string

@@ -1,7 +1,5 @@
 package rouge
 
-import "slices"
-
 // pairIndex maps ordered pairs of prefix elements of pool texts to the pool
 // texts holding them (the ℓ = 2 prefix scheme): two texts whose overlap is
 // >= α >= 2 share their first two shared elements (a, b), a before b in the
@@ -10,36 +8,55 @@ import "slices"
 // each qualifying pool text through at least one of them, while a pool text
 // sharing only one frequent token with it is never touched.
 //
-// It is an open-addressing hash table from pair keys to postings. The
-// postings present at the last rebuild (pool texts < baseN) lie
-// contiguously per pair, ordered by slack = max(pa, pb-1) (base), so a probe
-// stops at the first posting whose slack no partner length allows; later
-// ones are linked newest first (overflow), so a probe restricted to pool
-// texts >= from stops at the first older one.
+// It is an open-addressing hash table from keys to postings, one slot per
+// key (24 bytes, so a lookup touches one cache line or two). A key's only
+// posting lies in its slot; more lie contiguously in a run in chunks of
+// memory: a full run moves to the end of the current chunk with half as
+// much room again, and the chunks are rewritten without the vacated room
+// when it comes to half the live postings. So a lookup costs one cache miss
+// for the slot and, with two or more postings, one for the run.
 type pairIndex struct {
-	keys  []uint64 // 0 = empty slot
-	off   []int32  // per slot: start of its base postings
-	cnt   []int32  // per slot: number of base postings
-	heads []int32  // per slot: newest overflow posting, -1 none
-	used  int
-	baseN int // pool texts indexed in base
-	base  []pairPosting
-	ps    []pairPosting // overflow
-	next  []int32       // per overflow posting: the older one of the same pair, -1 none
-	mode  int
+	slots   []pairSlot
+	used    int
+	chunks  [][]pairPosting
+	cur     int // the chunk that takes new runs, plus one (0: none)
+	live    int // postings in runs
+	garbage int // vacated room in the chunks
 }
 
+type pairSlot struct {
+	key uint64 // 0 = empty slot
+	cnt int32
+	// cnt == 1: the posting (doc; m | slack<<16); cnt > 1: the run's
+	// location (chunk<<chunkBits | offset) and room
+	a, b uint32
+}
+
+// chunkBits: runs lie in chunks of up to 1<<chunkBits postings (longer
+// ones in a chunk of their own); a location holds the chunk's index in the
+// remaining bits, so an index holds at most maxChunks chunks (4G postings).
 const (
-	pairAppend = iota // add to the overflow lists
-	pairCount         // rebuild, first pass: count postings per pair
-	pairFill          // rebuild, second pass: write the base postings
+	chunkBits = 22
+	maxChunks = 1 << (32 - chunkBits)
 )
 
+// Variables for tests: runs of more than ownChunk postings get a chunk of
+// their own; the chunks are rewritten only when more than gcMin postings'
+// room was vacated.
+var (
+	ownChunk = 1 << chunkBits / 4
+	gcMin    = 1 << 16
+)
+
+// pairPosting is one pool text under a pair (or triple) key.
 type pairPosting struct {
-	doc int32
-	m   uint16
-	pa  uint8 // positions of the pair's elements in the doc's ordered elements
-	pb  uint8
+	doc   int32
+	m     uint16
+	slack uint8 // max(pa, pb-1) for the pair's positions pa < pb in the text's ordered elements
+}
+
+func (sl *pairSlot) single() pairPosting {
+	return pairPosting{doc: int32(sl.a), m: uint16(sl.b), slack: uint8(sl.b >> 16)}
 }
 
 // maxPairPrefix bounds the extended prefix of pair-indexed texts (so at most
@@ -49,86 +66,47 @@ const maxPairPrefix = 24
 
 func pairKey(a, b uint32) uint64 { return (uint64(a)<<32 | uint64(b)) + 1 }
 
-// startRebuild empties the index for the counting pass.
-func (x *pairIndex) startRebuild() {
-	clear(x.keys)
+// reset empties the index (the table keeps its size).
+func (x *pairIndex) reset() {
+	clear(x.slots)
 	x.used = 0
-	x.base = x.base[:0]
-	x.ps = x.ps[:0]
-	x.next = x.next[:0]
-	x.mode = pairCount
+	x.chunks, x.cur = nil, 0
+	x.live, x.garbage = 0, 0
 }
 
-// layout ends the counting pass: it places the base postings of each pair.
-func (x *pairIndex) layout() {
-	total := 0
-	for i, k := range x.keys {
-		if k != 0 {
-			x.off[i] = int32(total)
-			total += int(x.cnt[i])
-			x.cnt[i] = 0
-		}
-	}
-	if cap(x.base) < total {
-		x.base = make([]pairPosting, total)
-	}
-	x.base = x.base[:total]
-	x.mode = pairFill
+func (x *pairIndex) home(key uint64) int {
+	return int((key*0x9E3779B97F4A7C15)>>32) & (len(x.slots) - 1)
 }
 
-// endRebuild ends the filling pass: it orders each pair's base postings by
-// slack (stable: pool order within one slack).
-func (x *pairIndex) endRebuild(pool int) {
-	for i, k := range x.keys {
-		if k != 0 && x.cnt[i] > 1 {
-			slices.SortStableFunc(x.base[x.off[i]:x.off[i]+x.cnt[i]], func(a, b pairPosting) int {
-				return int(a.slack()) - int(b.slack())
-			})
-		}
+// touchSlots loads the home slot of each key, so that their cache misses
+// overlap (the result only keeps the loads).
+func (x *pairIndex) touchSlots(keys []uint64) uint64 {
+	if len(x.slots) == 0 {
+		return 0
 	}
-	x.baseN = pool
-	x.mode = pairAppend
+	var t uint64
+	for _, k := range keys {
+		t += x.slots[x.home(k)].key
+	}
+	return t
 }
 
-// compact moves the overflow postings into the base runs (the global order
-// is unchanged, so the pairs are), keeping each run ordered by slack and, within one
-// slack, by pool text.
-func (x *pairIndex) compact(pool int) {
-	nb := make([]pairPosting, 0, len(x.base)+len(x.ps))
-	for i, k := range x.keys {
-		if k == 0 {
-			continue
+// touchRuns loads the first posting of the run of each slot.
+func (x *pairIndex) touchRuns(slots []int32) uint64 {
+	var t uint64
+	for _, i := range slots {
+		if sl := &x.slots[i]; sl.cnt > 1 {
+			t += uint64(x.chunks[sl.a>>chunkBits][sl.a&(1<<chunkBits-1)].doc)
 		}
-		start := len(nb)
-		nb = append(nb, x.base[x.off[i]:x.off[i]+x.cnt[i]]...)
-		j := len(nb)
-		for h := x.heads[i]; h >= 0; h = x.next[h] {
-			nb = append(nb, x.ps[h])
-		}
-		if j == len(nb) {
-			x.off[i] = int32(start)
-			continue
-		}
-		slices.Reverse(nb[j:]) // newer pool texts than every base one
-		run := nb[start:]
-		slices.SortStableFunc(run, func(a, b pairPosting) int { return int(a.slack()) - int(b.slack()) })
-		x.off[i], x.cnt[i], x.heads[i] = int32(start), int32(len(run)), -1
 	}
-	x.base = nb
-	x.ps = x.ps[:0]
-	x.next = x.next[:0]
-	x.baseN = pool
+	return t
 }
-
-// slack is the least m-α a partner must allow for this pair to be its first
-// two shared elements.
-func (p pairPosting) slack() uint8 { return max(p.pa, p.pb-1) }
 
 func (x *pairIndex) slot(key uint64) int {
-	mask := len(x.keys) - 1
-	i := int((key*0x9E3779B97F4A7C15)>>32) & mask
+	mask := len(x.slots) - 1
+	i := x.home(key)
 	for {
-		k := x.keys[i]
+		k := x.slots[i].key
 		if k == key || k == 0 {
 			return i
 		}
@@ -138,51 +116,147 @@ func (x *pairIndex) slot(key uint64) int {
 
 // find returns the slot of key, or -1.
 func (x *pairIndex) find(key uint64) int {
-	if len(x.keys) == 0 {
+	if len(x.slots) == 0 {
 		return -1
 	}
 	i := x.slot(key)
-	if x.keys[i] == 0 {
+	if x.slots[i].key == 0 {
 		return -1
 	}
 	return i
 }
 
-func (x *pairIndex) add(key uint64, p pairPosting) {
-	if 4*(x.used+1) > 3*len(x.keys) { // load <= 3/4
+// insert returns the slot of key, adding the key when absent.
+func (x *pairIndex) insert(key uint64) int {
+	if 4*(x.used+1) > 3*len(x.slots) { // load <= 3/4
 		x.grow()
 	}
 	i := x.slot(key)
-	if x.keys[i] == 0 {
-		x.keys[i] = key
-		x.off[i], x.cnt[i], x.heads[i] = 0, 0, -1
+	if sl := &x.slots[i]; sl.key == 0 {
+		*sl = pairSlot{key: key}
 		x.used++
 	}
-	switch x.mode {
-	case pairCount:
-		x.cnt[i]++
-	case pairFill:
-		x.base[x.off[i]+x.cnt[i]] = p
-		x.cnt[i]++
-	default:
-		x.next = append(x.next, x.heads[i])
-		x.heads[i] = int32(len(x.ps))
-		x.ps = append(x.ps, p)
-	}
+	return i
 }
 
 func (x *pairIndex) grow() {
-	oldKeys, oldOff, oldCnt, oldHeads := x.keys, x.off, x.cnt, x.heads
-	n := max(1<<12, 2*len(oldKeys))
-	x.keys = make([]uint64, n)
-	x.off = make([]int32, n)
-	x.cnt = make([]int32, n)
-	x.heads = make([]int32, n)
-	for j, k := range oldKeys {
-		if k != 0 {
-			i := x.slot(k)
-			x.keys[i] = k
-			x.off[i], x.cnt[i], x.heads[i] = oldOff[j], oldCnt[j], oldHeads[j]
+	old := x.slots
+	x.slots = make([]pairSlot, max(1<<12, 2*len(old)))
+	for _, sl := range old {
+		if sl.key != 0 {
+			x.slots[x.slot(sl.key)] = sl
 		}
 	}
+}
+
+// add adds posting p to key.
+func (x *pairIndex) add(key uint64, p pairPosting) {
+	x.put(x.insert(key), p)
+}
+
+// put adds posting p to the key in slot i.
+func (x *pairIndex) put(i int, p pairPosting) {
+	sl := &x.slots[i]
+	switch {
+	case sl.cnt == 0:
+		sl.a, sl.b = uint32(p.doc), uint32(p.m)|uint32(p.slack)<<16
+	case sl.cnt == 1:
+		q := sl.single()
+		sl.a, sl.b = x.alloc(2), 2
+		run := x.runAt(sl.a, 2)
+		run[0], run[1] = q, p
+		x.live += 2
+	default:
+		if int(sl.cnt) == int(sl.b) && !x.extend(sl) {
+			room := 2 * int(sl.b)
+			at := x.alloc(room)
+			copy(x.runAt(at, int(sl.cnt)), x.runAt(sl.a, int(sl.cnt)))
+			x.garbage += int(sl.b)
+			sl.a, sl.b = at, uint32(room)
+		}
+		x.runAt(sl.a, int(sl.cnt)+1)[sl.cnt] = p
+		x.live++
+	}
+	sl.cnt++
+	if x.garbage > x.live && x.garbage > gcMin || len(x.chunks) >= maxChunks/2 && x.garbage > 0 {
+		x.gc()
+	}
+}
+
+// extend grows the room of the full run of sl in place when it ends the
+// current chunk and the chunk has room.
+func (x *pairIndex) extend(sl *pairSlot) bool {
+	if x.cur == 0 {
+		return false
+	}
+	c := x.chunks[x.cur-1]
+	ci, off := int(sl.a>>chunkBits), int(sl.a&(1<<chunkBits-1))
+	room := 2 * int(sl.b)
+	if ci != x.cur-1 || off+int(sl.b) != len(c) || off+room > cap(c) {
+		return false
+	}
+	x.chunks[x.cur-1] = c[:off+room]
+	sl.b = uint32(room)
+	return true
+}
+
+// alloc returns the location of room for n postings.
+func (x *pairIndex) alloc(n int) uint32 {
+	if len(x.chunks) == maxChunks {
+		panic("rouge: pair index over its capacity") // 2^32 postings, 32 GiB
+	}
+	if n > ownChunk {
+		x.chunks = append(x.chunks, make([]pairPosting, n)) // a chunk of its own
+		return uint32(len(x.chunks)-1) << chunkBits
+	}
+	if x.cur == 0 || cap(x.chunks[x.cur-1])-len(x.chunks[x.cur-1]) < n {
+		if x.cur > 0 {
+			c := x.chunks[x.cur-1]
+			x.garbage += cap(c) - len(c)
+		}
+		// chunks grow with the index, up to 1<<chunkBits
+		x.chunks = append(x.chunks, make([]pairPosting, 0, min(1<<chunkBits, max(1<<12, n, x.live/2))))
+		x.cur = len(x.chunks)
+	}
+	c := x.chunks[x.cur-1]
+	x.chunks[x.cur-1] = c[:len(c)+n]
+	return uint32(x.cur-1)<<chunkBits | uint32(len(c))
+}
+
+// runAt is the n postings at location at.
+func (x *pairIndex) runAt(at uint32, n int) []pairPosting {
+	off := int(at & (1<<chunkBits - 1))
+	return x.chunks[at>>chunkBits][off : off+n]
+}
+
+// postingsOf returns the postings of slot i (one in the slot itself, copied
+// to buf).
+func (x *pairIndex) postingsOf(i int, buf *[1]pairPosting) []pairPosting {
+	sl := &x.slots[i]
+	switch sl.cnt {
+	case 0:
+		return nil
+	case 1:
+		buf[0] = sl.single()
+		return buf[:]
+	}
+	return x.runAt(sl.a, int(sl.cnt))
+}
+
+// gc rewrites the chunks without the vacated room (each run's room is its
+// length).
+func (x *pairIndex) gc() {
+	old := x.chunks
+	x.chunks, x.cur = nil, 0
+	for i := range x.slots {
+		sl := &x.slots[i]
+		if sl.key == 0 || sl.cnt < 2 {
+			continue
+		}
+		at := x.alloc(int(sl.cnt))
+		off := int(sl.a & (1<<chunkBits - 1))
+		copy(x.runAt(at, int(sl.cnt)), old[sl.a>>chunkBits][off:off+int(sl.cnt)])
+		sl.a, sl.b = at, uint32(sl.cnt)
+	}
+	x.garbage = 0
 }

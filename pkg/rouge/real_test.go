@@ -45,6 +45,7 @@ func readField(tb testing.TB, path, field string) []string {
 // the best match of every dropped record) with the brute-force reference.
 // The reference is O(n²) LCS, so only a prefix of the data is used.
 func TestRealDataMatchesReference(t *testing.T) {
+	defer indexKnobs(0)() // restores the defaults, also after a failure
 	seeds := readField(t, testutil.SharedData(t, "seed_tasks.jsonl"), "instruction")
 	data := readField(t, testutil.SharedData(t, "alpaca_data.json"), "instruction")
 	n := 1500
@@ -52,7 +53,8 @@ func TestRealDataMatchesReference(t *testing.T) {
 		n = 600
 	}
 	data = data[:n]
-	for _, th := range []float64{0.7, 0.5, 0.3} {
+	for i, th := range []float64{0.7, 0.5, 0.3} {
+		indexKnobs(i)
 		ref := &refFilter{t: th}
 		f := NewFilter(th)
 		f.ExactBest = true

@@ -141,12 +141,14 @@ func nearDupStream(rng *rand.Rand, count, vocab, maxLen int) []string {
 }
 
 func TestFilterMatchesReference(t *testing.T) {
+	defer indexKnobs(0)() // restores the defaults, also after a failure
 	rng := rand.New(rand.NewSource(7))
 	iters := 27
 	if testing.Short() {
 		iters = 10
 	}
 	for it := 0; it < iters; it++ {
+		indexKnobs(it / 9) // every threshold with each setting
 		th := []float64{0.7, 0.5, 0.3, 0, 1, 0.9, -0.5, 0.65, 0.8}[it%9]
 		vocab := 5 + rng.Intn(60)
 		maxLen := 1 + rng.Intn(30)

@@ -54,12 +54,14 @@ func shortRepetitive(rng *rand.Rand, count int) []string {
 // with the brute-force reference on short and repetitive texts, at
 // thresholds where α is 1 for some length pairs and at the usual ones.
 func TestFilterShortRepetitive(t *testing.T) {
+	defer indexKnobs(0)() // restores the defaults, also after a failure
 	rng := rand.New(rand.NewSource(11))
 	iters := 40
 	if testing.Short() {
 		iters = 12
 	}
 	for it := 0; it < iters; it++ {
+		indexKnobs(it / 8)
 		th := []float64{0.7, 0.5, 0.3, 0.1, 0, 0.9, 0.66, 0.8}[it%8]
 		texts := shortRepetitive(rng, 100+rng.Intn(400))
 		seeds := texts[:rng.Intn(10)]

@@ -1,0 +1,136 @@
+package rouge
+
+import (
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// indexKnobs sets the index's test variables for run i (i%3 == 0: the
+// defaults; else the order is re-derived up to a pool of 128 texts, or
+// never, runs of more than 64 postings get chunks of their own and the
+// chunks are rewritten as soon as room was vacated) and returns a function
+// that restores the values they had.
+func indexKnobs(i int) (restore func()) {
+	f0, o0, g0 := freezeN, ownChunk, gcMin
+	restore = func() { freezeN, ownChunk, gcMin = f0, o0, g0 }
+	freezeN, ownChunk, gcMin = defaultFreezeN, defaultOwnChunk, defaultGCMin
+	switch i % 3 {
+	case 1:
+		freezeN, ownChunk, gcMin = 128, 64, 0
+	case 2:
+		freezeN, ownChunk, gcMin = 0, 64, 0
+	}
+	return restore
+}
+
+var defaultFreezeN, defaultOwnChunk, defaultGCMin = freezeN, ownChunk, gcMin
+
+// TestPairIndexModel adds postings under a few hot and many cold keys,
+// with chunk rewrites forced and long runs in chunks of their own, and
+// compares every key's postings with a map.
+func TestPairIndexModel(t *testing.T) {
+	defer indexKnobs(1)()
+	rng := rand.New(rand.NewSource(5))
+	for it := 0; it < 20; it++ {
+		var x pairIndex
+		model := map[uint64][]pairPosting{}
+		var keys []uint64
+		for i := 0; i < 5000; i++ {
+			var k uint64
+			switch r := rng.Intn(10); {
+			case r < 3 || len(keys) == 0:
+				k = rng.Uint64() | 1
+				keys = append(keys, k)
+			case r < 6:
+				k = keys[rng.Intn(min(4, len(keys)))] // hot: long runs
+			default:
+				k = keys[rng.Intn(len(keys))]
+			}
+			p := pairPosting{doc: int32(i), m: uint16(rng.Intn(1024)), slack: uint8(rng.Intn(25))}
+			x.add(k, p)
+			model[k] = append(model[k], p)
+			if rng.Intn(1000) == 0 {
+				x.reset()
+				clear(model)
+				keys = keys[:0]
+			}
+		}
+		var one [1]pairPosting
+		for k, want := range model {
+			sl := x.find(k)
+			if sl < 0 {
+				t.Fatalf("it %d: key %x lost", it, k)
+			}
+			if got := x.postingsOf(sl, &one); !slices.Equal(got, want) {
+				t.Fatalf("it %d: key %x: %d postings, want %d (first %v, want %v)", it, k, len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
+			}
+		}
+		if x.find(2) >= 0 && model[2] == nil {
+			t.Fatal("found a key never added")
+		}
+	}
+}
+
+// TestSigBound checks the signature bound against the multiset overlap of
+// random texts with repeated tokens (up to 30 tokens): it may exceed the
+// overlap, never fall below it, and it equals it for a good share of the
+// pairs (a bound that is always the candidate's length would pass the
+// first check).
+func TestSigBound(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	f := NewFilter(0.5)
+	var s scratch
+	tight := 0
+	for it := 0; it < 20000; it++ {
+		vocab := 2 + rng.Intn(40)
+		text := func() string {
+			w := make([]string, rng.Intn(30))
+			for i := range w {
+				w[i] = string(rune('a' + rng.Intn(vocab)))
+			}
+			return strings.Join(w, " ")
+		}
+		a, b := text(), text()
+		f.Add(a)
+		f.Add(b)
+		ia, ib := f.lookup(a, nil), f.lookup(b, nil)
+		s.sigMasks(f.elements(ia, nil))
+		bound := s.sigBound(elementSig(ib))
+		ov := overlap(ia, ib)
+		if bound < ov {
+			t.Fatalf("%q vs %q: bound %d < overlap %d", a, b, bound, ov)
+		}
+		if bound == ov {
+			tight++
+		}
+	}
+	if tight < 20000*4/10 { // 9798 with this seed
+		t.Fatalf("the bound equals the overlap in %d of 20000 pairs only", tight)
+	}
+	// texts over 64 tokens take the sorting path
+	long := strings.Repeat("x y z ", 40) + "w"
+	ids := f.lookup(long+" v", nil)
+	f.Add(long + " v")
+	s.sigMasks(f.elements(ids, nil))
+	if got := s.sigBound(elementSig(ids)); got != len(ids) {
+		t.Fatalf("a text against itself: bound %d, want %d", got, len(ids))
+	}
+}
+
+// overlap is the multiset intersection size of two token sequences.
+func overlap(a, b []int32) int {
+	c := map[int32]int{}
+	for _, t := range a {
+		c[t]++
+	}
+	n := 0
+	for _, t := range b {
+		if c[t] > 0 {
+			c[t]--
+			n++
+		}
+	}
+	return n
+}
