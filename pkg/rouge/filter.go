@@ -919,7 +919,7 @@ func (f *Filter) probePairs(ix *postings, s *scratch, q, mlo, mhi, n int, row bo
 	s.sink += x.touchRuns(s.found)
 	var one [1]pairPosting
 	for i, sl := range s.found {
-		s.pairHits(x.postingsOf(int(sl), &one), f.pairLimits(s, int(s.keySc[i]), n, mlo, mhi, row), mlo)
+		s.pairHits(x.postingsOf(int(sl), &one), int(x.slots[sl].sorted), f.pairLimits(s, int(s.keySc[i]), n, mlo, mhi, row), mlo)
 	}
 }
 
@@ -949,13 +949,34 @@ func (f *Filter) pairLimits(s *scratch, sc, n, mlo, mhi int, row bool) []uint8 {
 		}
 		lim = append(lim, l)
 	}
+	for len(lim) > 0 && lim[len(lim)-1] == 0 {
+		lim = lim[:len(lim)-1] // lengths past the last allowed one: none
+	}
 	s.lims[sc] = lim
 	return lim
 }
 
 // pairHits marks the pool texts of the postings in run as candidates when
-// their length and slack allow them (lim, from mlo on).
-func (s *scratch) pairHits(run []pairPosting, lim []uint8, mlo int) {
+// their length and slack allow them (lim, from mlo on). The first sorted
+// postings are in ascending length: the later a pair comes in the
+// candidate's order, the shorter the partners it allows, so the scan of
+// those stops at the first length past lim.
+func (s *scratch) pairHits(run []pairPosting, sorted int, lim []uint8, mlo int) {
+	for j := range run[:sorted] {
+		p := &run[j]
+		d := int(p.m) - mlo
+		if d >= len(lim) {
+			break
+		}
+		if d < 0 || p.slack >= lim[d] {
+			continue
+		}
+		if cnt, fresh := s.acc.get(p.doc); fresh {
+			*cnt = ell
+			s.cands = append(s.cands, p.doc)
+		}
+	}
+	run = run[sorted:]
 	for j := range run {
 		p := &run[j]
 		d := int(p.m) - mlo

@@ -9,29 +9,30 @@ import (
 
 // indexKnobs sets the index's test variables for run i (i%3 == 0: the
 // defaults; else the order is re-derived up to a pool of 128 texts, or
-// never, runs of more than 64 postings get chunks of their own and the
-// chunks are rewritten as soon as room was vacated) and returns a function
-// that restores the values they had.
+// never, runs of more than 64 postings get chunks of their own, the chunks
+// are rewritten as soon as room was vacated and runs of 2 or more are kept
+// sorted) and returns a function that restores the values they had.
 func indexKnobs(i int) (restore func()) {
-	f0, o0, g0 := freezeN, ownChunk, gcMin
-	restore = func() { freezeN, ownChunk, gcMin = f0, o0, g0 }
-	freezeN, ownChunk, gcMin = defaultFreezeN, defaultOwnChunk, defaultGCMin
+	f0, o0, g0, s0 := freezeN, ownChunk, gcMin, sortMin
+	restore = func() { freezeN, ownChunk, gcMin, sortMin = f0, o0, g0, s0 }
+	freezeN, ownChunk, gcMin, sortMin = defaultFreezeN, defaultOwnChunk, defaultGCMin, defaultSortMin
 	switch i % 3 {
 	case 1:
-		freezeN, ownChunk, gcMin = 128, 64, 0
+		freezeN, ownChunk, gcMin, sortMin = 128, 64, 0, 2
 	case 2:
-		freezeN, ownChunk, gcMin = 0, 64, 0
+		freezeN, ownChunk, gcMin, sortMin = 0, 64, 0, 3
 	}
 	return restore
 }
 
-var defaultFreezeN, defaultOwnChunk, defaultGCMin = freezeN, ownChunk, gcMin
+var defaultFreezeN, defaultOwnChunk, defaultGCMin, defaultSortMin = freezeN, ownChunk, gcMin, sortMin
 
 // TestPairIndexModel adds postings under a few hot and many cold keys,
 // with chunk rewrites forced and long runs in chunks of their own, and
 // compares every key's postings with a map.
 func TestPairIndexModel(t *testing.T) {
 	defer indexKnobs(1)()
+	sortMin = 8
 	rng := rand.New(rand.NewSource(5))
 	for it := 0; it < 20; it++ {
 		var x pairIndex
@@ -63,7 +64,19 @@ func TestPairIndexModel(t *testing.T) {
 			if sl < 0 {
 				t.Fatalf("it %d: key %x lost", it, k)
 			}
-			if got := x.postingsOf(sl, &one); !slices.Equal(got, want) {
+			got := x.postingsOf(sl, &one)
+			srt := int(x.slots[sl].sorted)
+			if !slices.IsSortedFunc(got[:srt], func(a, b pairPosting) int { return int(a.m) - int(b.m) }) {
+				t.Fatalf("it %d: key %x: the first %d postings are not in ascending length", it, k, srt)
+			}
+			if len(got) >= sortMin && len(got)-srt > srt/4 {
+				t.Fatalf("it %d: key %x: %d postings, %d sorted", it, k, len(got), srt)
+			}
+			// the same postings; each length's in the order added
+			byLen := func(ps []pairPosting) []pairPosting {
+				return slices.SortedStableFunc(slices.Values(ps), func(a, b pairPosting) int { return int(a.m) - int(b.m) })
+			}
+			if !slices.Equal(byLen(got), byLen(want)) {
 				t.Fatalf("it %d: key %x: %d postings, want %d (first %v, want %v)", it, k, len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
 			}
 		}

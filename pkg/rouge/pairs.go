@@ -1,5 +1,7 @@
 package rouge
 
+import "slices"
+
 // pairIndex maps ordered pairs of prefix elements of pool texts to the pool
 // texts holding them (the ℓ = 2 prefix scheme): two texts whose overlap is
 // >= α >= 2 share their first two shared elements (a, b), a before b in the
@@ -19,9 +21,10 @@ type pairIndex struct {
 	slots   []pairSlot
 	used    int
 	chunks  [][]pairPosting
-	cur     int // the chunk that takes new runs, plus one (0: none)
-	live    int // postings in runs
-	garbage int // vacated room in the chunks
+	cur     int           // the chunk that takes new runs, plus one (0: none)
+	live    int           // postings in runs
+	tmp     []pairPosting // merge
+	garbage int           // vacated room in the chunks
 }
 
 type pairSlot struct {
@@ -30,7 +33,13 @@ type pairSlot struct {
 	// cnt == 1: the posting (doc; m | slack<<16); cnt > 1: the run's
 	// location (chunk<<chunkBits | offset) and room
 	a, b uint32
+	// the run's first sorted postings are in ascending length (stable);
+	// later ones are merged in when they come to a quarter of those
+	sorted int32
 }
+
+// sortMin: runs shorter than this are not sorted (a variable for tests).
+var sortMin = 16
 
 // chunkBits: runs lie in chunks of up to 1<<chunkBits postings (longer
 // ones in a chunk of their own); a location holds the chunk's index in the
@@ -176,11 +185,40 @@ func (x *pairIndex) put(i int, p pairPosting) {
 		}
 		x.runAt(sl.a, int(sl.cnt)+1)[sl.cnt] = p
 		x.live++
+		if n := int(sl.cnt) + 1; n >= sortMin && n-int(sl.sorted) > int(sl.sorted)/4 {
+			x.merge(x.runAt(sl.a, n), int(sl.sorted))
+			sl.sorted = int32(n)
+		}
 	}
 	sl.cnt++
 	if x.garbage > x.live && x.garbage > gcMin || len(x.chunks) >= maxChunks/2 && x.garbage > 0 {
 		x.gc()
 	}
+}
+
+// merge sorts run by length, its first sorted postings being sorted
+// already: the rest is sorted (stably) and merged in.
+func (x *pairIndex) merge(run []pairPosting, sorted int) {
+	tail := run[sorted:]
+	slices.SortStableFunc(tail, func(a, b pairPosting) int { return int(a.m) - int(b.m) })
+	if sorted == 0 || run[sorted-1].m <= tail[0].m {
+		return
+	}
+	x.tmp = append(x.tmp[:0], run[:sorted]...)
+	head := x.tmp
+	i, j, k := 0, 0, 0
+	for i < len(head) && j < len(tail) {
+		if tail[j].m < head[i].m {
+			run[k] = tail[j]
+			j++
+		} else {
+			run[k] = head[i]
+			i++
+		}
+		k++
+	}
+	// what is left of tail is in place already
+	copy(run[k:], head[i:])
 }
 
 // extend grows the room of the full run of sl in place when it ends the
