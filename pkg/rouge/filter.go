@@ -416,7 +416,10 @@ func (f *Filter) rebuild() {
 
 // scratch is per-worker memory for probing.
 type scratch struct {
-	acc      touched
+	acc      touched // pool texts found by pairs,
+	pcands   []int32 // in the order found
+	arr      []accum // per pool text: prefix elements matched (single-element buckets)
+	arrStamp uint32
 	m        matcher
 	elems    []elem
 	cands    []int32
@@ -444,10 +447,9 @@ type scratch struct {
 	fmn      [][]float64 // per text length: F-measure by (pool length, LCS)
 }
 
-// touched maps the pool texts a probe has touched to their matched prefix
-// elements so far (-1 once pruned): an open-addressing table that stays in
-// the L1 cache, where an array over the pool would cost a cache miss per
-// posting.
+// touched is the set of pool texts a probe has found through pairs: an
+// open-addressing table that stays in the L1 cache, where an array over
+// the pool would cost a cache miss per posting.
 type touched struct {
 	e     []touchEntry // power-of-two size; entries of older probes are free
 	used  int
@@ -458,7 +460,6 @@ type touched struct {
 type touchEntry struct {
 	stamp uint32
 	doc   int32
-	cnt   int32
 }
 
 func (t *touched) reset() {
@@ -473,8 +474,8 @@ func (t *touched) reset() {
 	}
 }
 
-// get returns doc's count, and whether doc is new to this probe (count 0).
-func (t *touched) get(doc int32) (*int32, bool) {
+// add adds doc and reports whether it was new to this probe.
+func (t *touched) add(doc int32) bool {
 	if 2*(t.used+1) > len(t.e) {
 		t.grow()
 	}
@@ -484,10 +485,10 @@ func (t *touched) get(doc int32) (*int32, bool) {
 		if e.stamp != t.stamp {
 			*e = touchEntry{stamp: t.stamp, doc: doc}
 			t.used++
-			return &e.cnt, true
+			return true
 		}
 		if e.doc == doc {
-			return &e.cnt, false
+			return false
 		}
 	}
 }
@@ -499,10 +500,16 @@ func (t *touched) grow() {
 	t.used = 0
 	for _, e := range old {
 		if e.stamp == t.stamp {
-			c, _ := t.get(e.doc)
-			*c = e.cnt
+			t.add(e.doc)
 		}
 	}
+}
+
+// accum is the probe state of one pool text in the single-element buckets:
+// matched prefix elements so far (-1 once pruned).
+type accum struct {
+	stamp uint32
+	cnt   int32
 }
 
 // result of probing a candidate against part of the pool.
@@ -569,6 +576,15 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 	}
 	q = min(q, n)
 	s.acc.reset()
+	s.pcands = s.pcands[:0]
+	if len(s.arr) < len(f.texts) {
+		s.arr = make([]accum, len(f.texts)+len(f.texts)/2+64)
+		s.arrStamp = 0
+	}
+	if s.arrStamp++; s.arrStamp == 0 {
+		clear(s.arr)
+		s.arrStamp = 1
+	}
 	s.elems = f.elements(ids, s.elems)
 	s.cands = s.cands[:0]
 	vocab := len(f.df)
@@ -605,15 +621,16 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 				if int(p.pos) > plim || p.k != e.k {
 					continue
 				}
-				cnt, fresh := s.acc.get(p.doc)
-				if fresh {
+				a := &s.arr[p.doc]
+				if a.stamp != s.arrStamp {
+					a.stamp, a.cnt = s.arrStamp, 0
 					s.cands = append(s.cands, p.doc)
-				} else if *cnt < 0 {
+				} else if a.cnt < 0 {
 					continue
 				}
-				*cnt++
-				if int(*cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
-					*cnt = -1
+				a.cnt++
+				if int(a.cnt)+min(n-1-i, m-1-int(p.pos)) < nd {
+					a.cnt = -1
 				}
 			}
 		}
@@ -624,8 +641,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 	// keep the candidates with enough matches
 	k := 0
 	for _, d := range s.cands {
-		cnt, _ := s.acc.get(d)
-		c := int(*cnt)
+		c := int(s.arr[d].cnt)
 		if c <= 0 {
 			continue
 		}
@@ -644,7 +660,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 		s.cands[k] = d
 		k++
 	}
-	s.cands = s.cands[:k]
+	s.cands = append(s.cands[:k], s.pcands...)
 	for _, d := range ix.long {
 		if len(f.toks[d]) <= mhi {
 			s.cands = append(s.cands, d)
@@ -656,8 +672,17 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 	s.sigMasks(s.elems)
 	s.m.set(ids, vocab)
 	for _, d := range s.cands {
-		if s.sigBound(f.sig[d]) < f.need(len(f.toks[d]), n) {
-			continue
+		// (more than 64 elements fill most of a signature)
+		if m := len(f.toks[d]); n <= 64 && m <= 64 {
+			nd := 0
+			if row && m >= mlo && m-mlo < len(s.need) {
+				nd = int(s.need[m-mlo])
+			} else {
+				nd = f.need(m, n)
+			}
+			if s.sigBound(f.sig[d]) < nd {
+				continue
+			}
 		}
 		l := s.m.lcs(f.toks[d])
 		sc := FMeasure(l, len(f.toks[d]), n)
@@ -971,9 +996,8 @@ func (s *scratch) pairHits(run []pairPosting, sorted int, lim []uint8, mlo int) 
 		if d < 0 || p.slack >= lim[d] {
 			continue
 		}
-		if cnt, fresh := s.acc.get(p.doc); fresh {
-			*cnt = ell
-			s.cands = append(s.cands, p.doc)
+		if s.acc.add(p.doc) {
+			s.pcands = append(s.pcands, p.doc)
 		}
 	}
 	run = run[sorted:]
@@ -983,9 +1007,8 @@ func (s *scratch) pairHits(run []pairPosting, sorted int, lim []uint8, mlo int) 
 		if uint(d) >= uint(len(lim)) || p.slack >= lim[d] {
 			continue
 		}
-		if cnt, fresh := s.acc.get(p.doc); fresh {
-			*cnt = ell
-			s.cands = append(s.cands, p.doc)
+		if s.acc.add(p.doc) {
+			s.pcands = append(s.pcands, p.doc)
 		}
 	}
 }
