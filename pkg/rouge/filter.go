@@ -673,7 +673,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 	s.m.set(ids, vocab)
 	for _, d := range s.cands {
 		// (more than 64 elements fill most of a signature)
-		if m := len(f.toks[d]); n <= 64 && m <= 64 {
+		if m := int(f.lens[d]); n <= 64 && m <= 64 {
 			nd := 0
 			if row && m >= mlo && m-mlo < len(s.need) {
 				nd = int(s.need[m-mlo])
