@@ -15,9 +15,10 @@
 # scale: inputs of RF_BENCH_SIZES records (default 100K 200K 400K 800K 1M)
 #   written by scripts/bench/rfscale (seed 1: Alpaca instructions with 1-3
 #   words replaced and 0-2 appended, shuffled; about a dozen near-duplicates
-#   each), filtered at 0.7 without a seed pool. Prints wall and CPU time, RSS,
-#   kept count and the sha256 of the output, the fitted exponent of time vs
-#   size, and compares the output with the version before the scaling work
+#   each), filtered at 0.7 without a seed pool. Prints wall and CPU time
+#   (medians of RF_BENCH_REPEAT runs, default 3: this machine's memory speed
+#   drifts 10-20% between runs), RSS, kept count and the sha256 of the
+#   output, the fitted exponent of time vs size, and compares the output with the version before the scaling work
 #   (RF_BENCH_BASE, default ced91fe, built from git in a temporary directory)
 #   up to RF_BENCH_OLD_MAX records (default 400000; it is quadratic), and
 #   with the hashes recorded from that version for the larger sizes.
@@ -137,15 +138,26 @@ if [[ $parts == *" scale "* ]]; then
     [800000]=b3752033366f819a [1000000]=06740fc9c1ae4bd9
   )
   echo "rougefilter scaling: rfscale inputs ($gsrc, seed 1), threshold 0.7, no seed pool; $(nproc) cores"
-  echo "base = $base, run up to $oldmax records; 'recorded' = its output hash recorded once (same inputs)"
+  echo "ours: median of ${RF_BENCH_REPEAT:-3} runs; base = $base, run once up to $oldmax records; 'recorded' = its output hash recorded once (same inputs)"
   printf "%-8s %8s %9s %9s %8s %-16s %10s %10s %s\n" records kept "wall (s)" "cpu (s)" "RSS MB" "sha256[:16]" "base wall" "base cpu" "same as base"
   fit=""
   for n in $sizes; do
     "$tmp/rfscale" "${gen[@]}" -n "$n" > "$tmp/in.jsonl" || { status=1; continue; }
-    run_timed "$tmp/ours.jsonl" "$RF" --quiet --threshold 0.7 "$tmp/in.jsonl" || { status=1; continue; }
-    ow=$t_wall oc=$t_cpu orss=$t_rss
+    # RF_BENCH_REPEAT runs (default 3): the median wall and CPU, the largest
+    # RSS; every run must write the same output
+    walls="" cpus="" orss=0 h=""
+    for ((r = 0; r < ${RF_BENCH_REPEAT:-3}; r++)); do
+      run_timed "$tmp/ours.jsonl" "$RF" --quiet --threshold 0.7 "$tmp/in.jsonl" || { status=1; continue 2; }
+      walls="$walls $t_wall" cpus="$cpus $t_cpu"
+      [ "$t_rss" != NA ] && [ "$t_rss" -gt "$orss" ] && orss=$t_rss
+      hr=$(sha256sum < "$tmp/ours.jsonl" | cut -c1-16)
+      [ -n "$h" ] && [ "$hr" != "$h" ] && { echo "rougefilter bench: $n records: runs wrote different outputs" >&2; status=1; }
+      h=$hr
+    done
+    median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "NA") }'; }
+    ow=$(echo "$walls" | median) oc=$(echo "$cpus" | median)
+    [ "$orss" = 0 ] && orss=NA
     kept=$(wc -l < "$tmp/ours.jsonl")
-    h=$(sha256sum < "$tmp/ours.jsonl" | cut -c1-16)
     bw=- bc=- same=-
     if [ "$old" != none ] && [ "$n" -le "$oldmax" ]; then
       run_timed "$tmp/old.jsonl" "$old" --quiet --threshold 0.7 "$tmp/in.jsonl" || status=1
