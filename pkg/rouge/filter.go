@@ -80,9 +80,9 @@ type Filter struct {
 }
 
 // postings is an index of pool texts from..: the prefix elements of the
-// texts of single-indexed lengths by token and length, the pairs (and
-// triples) of those of pair-indexed lengths, and the texts too long to
-// index.
+// texts of single-indexed lengths by token and length, the pairs of those
+// of pair-indexed lengths, and the texts too long to index. The Filter
+// keeps one over the pool and one over the texts the current batch kept.
 type postings struct {
 	from  int
 	post  [][]bucket // per token id: prefix elements of pool texts not in pairs, by length

@@ -13,10 +13,11 @@ import "slices"
 // It is an open-addressing hash table from keys to postings, one slot per
 // key (24 bytes, so a lookup touches one cache line or two). A key's only
 // posting lies in its slot; more lie contiguously in a run in chunks of
-// memory: a full run moves to the end of the current chunk with half as
-// much room again, and the chunks are rewritten without the vacated room
-// when it comes to half the live postings. So a lookup costs one cache miss
-// for the slot and, with two or more postings, one for the run.
+// memory: a full run grows in place when it ends the current chunk, else
+// moves to its end with twice the room, and the chunks are rewritten
+// without the vacated room when it outweighs the live postings. So a lookup
+// costs one cache miss for the slot and, with two or more postings, one for
+// the run.
 type pairIndex struct {
 	slots   []pairSlot
 	used    int
@@ -57,7 +58,7 @@ var (
 	gcMin    = 1 << 16
 )
 
-// pairPosting is one pool text under a pair (or triple) key.
+// pairPosting is one pool text under a pair key.
 type pairPosting struct {
 	doc   int32
 	m     uint16
