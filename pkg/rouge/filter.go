@@ -67,7 +67,7 @@ type Filter struct {
 	batch  postings          // CheckBatch: index of the texts the batch has added
 	extra  map[uint64]uint32 // element ids of (token, k > 0): (tok<<16 | k) -> id
 	slab   []int32           // storage of toks
-	next   int               // pool size at which the index is rebuilt or compacted
+	next   int               // pool size at which the order is re-derived (below freezeN)
 	orderN int               // pool size at the last rebuild
 	indexN int               // pool texts in ix
 	seq    *scratch          // scratch of the sequential path
