@@ -563,12 +563,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 		if !f.pairIndexed(m) {
 			continue
 		}
-		var nd int
-		if row {
-			nd = int(s.need[m-mlo])
-		} else {
-			nd = f.need(m, n)
-		}
+		nd := f.needAt(s, m, n, mlo, row)
 		if nd > min(m, n) {
 			continue
 		}
@@ -607,12 +602,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 		j, _ := slices.BinarySearchFunc(bs, mlo, func(b bucket, m int) int { return int(b.m) - m })
 		for ; j < len(bs) && int(bs[j].m) <= mhi; j++ {
 			m := int(bs[j].m)
-			var nd int
-			if row {
-				nd = int(s.need[m-mlo])
-			} else {
-				nd = f.need(m, n)
-			}
+			nd := f.needAt(s, m, n, mlo, row)
 			if i > n-nd+ell-1 {
 				continue
 			}
@@ -647,12 +637,7 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 		}
 		if c < ell {
 			m := len(f.toks[d])
-			var nd int
-			if row {
-				nd = int(s.need[m-mlo])
-			} else {
-				nd = f.need(m, n)
-			}
+			nd := f.needAt(s, m, n, mlo, row)
 			if c < min(ell, nd) {
 				continue
 			}
@@ -672,15 +657,8 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 	s.sigMasks(s.elems)
 	s.m.set(ids, vocab)
 	for _, d := range s.cands {
-		// (more than 64 elements fill most of a signature)
-		if m := int(f.lens[d]); n <= 64 && m <= 64 {
-			nd := 0
-			if row && m >= mlo && m-mlo < len(s.need) {
-				nd = int(s.need[m-mlo])
-			} else {
-				nd = f.need(m, n)
-			}
-			if s.sigBound(f.sig[d]) < nd {
+		if m := int(f.lens[d]); n <= sigMaxLen && m <= sigMaxLen {
+			if s.sigBound(f.sig[d]) < f.needAt(s, m, n, mlo, row) {
 				continue
 			}
 		}
@@ -701,23 +679,13 @@ func (f *Filter) probe(ix *postings, ids []int32, s *scratch) result {
 // text: the bit sigBit of each. A candidate's elements whose bits are not
 // all in a pool text's signature are not all in the pool text, so counting
 // those that are bounds the multiset overlap, and with it the LCS, from
-// above (see sigBound).
+// above (see sigBound). Texts of more than sigMaxLen tokens, whose elements
+// would set most of the bits, get 0: their signature is never consulted.
 func elementSig(ids []int32) uint64 {
-	var sig uint64
-	if len(ids) > 64 {
-		ids = slices.Clone(ids)
-		slices.Sort(ids)
-		k := 0
-		for i, t := range ids {
-			if i > 0 && ids[i-1] == t {
-				k++
-			} else {
-				k = 0
-			}
-			sig |= sigBit(t, k)
-		}
-		return sig
+	if len(ids) > sigMaxLen {
+		return 0
 	}
+	var sig uint64
 	for i, t := range ids {
 		k := 0
 		for _, u := range ids[:i] {
@@ -729,6 +697,10 @@ func elementSig(ids []int32) uint64 {
 	}
 	return sig
 }
+
+// sigMaxLen: the signature bound is used when both texts have at most this
+// many tokens.
+const sigMaxLen = 64
 
 func sigBit(tok int32, k int) uint64 {
 	return 1 << ((uint64(uint32(tok))<<16 | uint64(k)) * 0x9E3779B97F4A7C15 >> 58)
@@ -762,6 +734,15 @@ func (s *scratch) sigBound(sig uint64) int {
 		n += bits.OnesCount64(sig & m)
 	}
 	return n
+}
+
+// needAt is need(m, n) for a pool length m the probe's row covers (row:
+// s.need holds mlo..mhi).
+func (f *Filter) needAt(s *scratch, m, n, mlo int, row bool) int {
+	if row {
+		return int(s.need[m-mlo])
+	}
+	return f.need(m, n)
 }
 
 // probeAll scores every pool text from from on (no pruning).
@@ -962,12 +943,7 @@ func (f *Filter) pairLimits(s *scratch, sc, n, mlo, mhi int, row bool) []uint8 {
 	s.limOK[sc] = s.limStamp
 	lim := s.lims[sc][:0]
 	for m := mlo; m <= min(mhi, f.maxPairM); m++ {
-		var nd int
-		if row {
-			nd = int(s.need[m-mlo])
-		} else {
-			nd = f.need(m, n)
-		}
+		nd := f.needAt(s, m, n, mlo, row)
 		l := uint8(0)
 		if sc <= n-nd && m >= nd {
 			l = uint8(min(m-nd, 254) + 1)

@@ -122,10 +122,13 @@ func TestSigBound(t *testing.T) {
 	if tight < 20000*4/10 { // 9798 with this seed
 		t.Fatalf("the bound equals the overlap in %d of 20000 pairs only", tight)
 	}
-	// texts over 64 tokens take the sorting path
-	long := strings.Repeat("x y z ", 40) + "w"
-	ids := f.lookup(long+" v", nil)
-	f.Add(long + " v")
+	// the longest texts that have a signature, with many repeats
+	long := strings.Repeat("x y z ", 21) + "w" // sigMaxLen tokens
+	ids := f.lookup(long, nil)
+	f.Add(long)
+	if len(ids) != sigMaxLen {
+		t.Fatalf("%d tokens, want %d", len(ids), sigMaxLen)
+	}
 	s.sigMasks(f.elements(ids, nil))
 	if got := s.sigBound(elementSig(ids)); got != len(ids) {
 		t.Fatalf("a text against itself: bound %d, want %d", got, len(ids))
