@@ -106,7 +106,7 @@ func (x *pairIndex) touchRuns(slots []int32) uint64 {
 	var t uint64
 	for _, i := range slots {
 		if sl := &x.slots[i]; sl.cnt > 1 {
-			t += uint64(x.chunks[sl.a>>chunkBits][sl.a&(1<<chunkBits-1)].doc)
+			t += uint64(x.runAt(sl.a, 1)[0].doc)
 		}
 	}
 	return t
@@ -263,9 +263,12 @@ func (x *pairIndex) alloc(n int) uint32 {
 }
 
 // runAt is the n postings at location at.
-func (x *pairIndex) runAt(at uint32, n int) []pairPosting {
+func (x *pairIndex) runAt(at uint32, n int) []pairPosting { return runIn(x.chunks, at, n) }
+
+// runIn is the n postings at location at of chunks.
+func runIn(chunks [][]pairPosting, at uint32, n int) []pairPosting {
 	off := int(at & (1<<chunkBits - 1))
-	return x.chunks[at>>chunkBits][off : off+n]
+	return chunks[at>>chunkBits][off : off+n]
 }
 
 // postingsOf returns the postings of slot i (one in the slot itself, copied
@@ -293,8 +296,7 @@ func (x *pairIndex) gc() {
 			continue
 		}
 		at := x.alloc(int(sl.cnt))
-		off := int(sl.a & (1<<chunkBits - 1))
-		copy(x.runAt(at, int(sl.cnt)), old[sl.a>>chunkBits][off:off+int(sl.cnt)])
+		copy(x.runAt(at, int(sl.cnt)), runIn(old, sl.a, int(sl.cnt)))
 		sl.a, sl.b = at, uint32(sl.cnt)
 	}
 	x.garbage = 0
