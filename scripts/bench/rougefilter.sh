@@ -18,8 +18,8 @@
 #   each), filtered at 0.7 without a seed pool. Prints wall and CPU time
 #   (medians of RF_BENCH_REPEAT runs, default 3: this machine's memory speed
 #   drifts 10-20% between runs), RSS, kept count and the sha256 of the
-#   output, the fitted exponent of time vs size, and compares the output with the version before the scaling work
-#   (RF_BENCH_BASE, default ced91fe, built from git in a temporary directory)
+#   output, the fitted exponent of time vs size, and compares the output
+#   with the version before the scaling work (RF_BENCH_BASE, default ced91fe, built from git in a temporary directory)
 #   up to RF_BENCH_OLD_MAX records (default 400000; it is quadratic), and
 #   with the hashes recorded from that version for the larger sizes.
 #
@@ -105,6 +105,9 @@ run_timed() { # run_timed OUT CMD...
   fi
 }
 
+# median of the numbers on stdin (space-separated)
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "NA") }'; }
+
 base=${RF_BENCH_BASE:-ced91fe}
 old=""
 build_old() {
@@ -154,7 +157,6 @@ if [[ $parts == *" scale "* ]]; then
       [ -n "$h" ] && [ "$hr" != "$h" ] && { echo "rougefilter bench: $n records: runs wrote different outputs" >&2; status=1; }
       h=$hr
     done
-    median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "NA") }'; }
     ow=$(echo "$walls" | median) oc=$(echo "$cpus" | median)
     [ "$orss" = 0 ] && orss=NA
     kept=$(wc -l < "$tmp/ours.jsonl")
